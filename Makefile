@@ -1,0 +1,63 @@
+# ec2-fleet: every entry point an operator or CI uses.
+#   make test   every test (lint, unit, molecule scenarios), setting up what it needs
+#   make lab    the local AWS lab (see README)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PYTHON      ?= python3
+IMAGE       ?= localhost/ec2-fleet-host:bookworm
+SCENARIOS   ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+export CONTAINERS_CONF := $(CURDIR)/tools/containers.conf
+export ANSIBLE_CONFIG  := $(CURDIR)/ansible.cfg
+export EC2_FLEET_TEST_IMAGE := $(IMAGE)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+
+HOST_PACKAGES := podman runc debootstrap uidmap slirp4netns redis-server postgresql haproxy
+
+.PHONY: help host-deps venv image lint test test-unit test-molecule clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
+
+host-deps: .cache/host-deps.stamp ## Install the system packages the tests need (apt, as root)
+.cache/host-deps.stamp:
+	@mkdir -p .cache
+	@missing=""; for p in $(HOST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.stamp ## Create .venv with the pinned toolchain and check requirements.yml offline
+$(VENV)/.stamp: requirements.txt requirements.yml app/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt -e 'app[test]'
+	$(VENV)/bin/ansible-galaxy collection install -r requirements.yml --offline
+	@touch $@
+
+image: host-deps ## Build the offline Debian 12 systemd test image (reused while its tag exists)
+	tools/build-test-image.sh $(IMAGE)
+
+lint: venv ## ansible-lint (production profile), yamllint, ruff, syntax-check of every playbook
+	yamllint -s .
+	ruff check .
+	ansible-lint --profile production
+	@for p in playbooks/*.yml; do ansible-playbook --syntax-check -i localhost, "$$p" >/dev/null && echo "syntax ok: $$p"; done
+
+test-unit: venv host-deps image ## pytest: app, modules, variables, bad inputs
+	pytest -q tests app/tests
+
+test-molecule: venv image ## Every molecule scenario, full sequence
+	@for s in $(SCENARIOS); do echo "=== molecule test -s $$s"; molecule test -s $$s; done
+
+test: lint test-unit test-molecule ## Every test, from a fresh clone
+
+clean: ## Remove the venv and caches (not the test image)
+	rm -rf $(VENV) .cache

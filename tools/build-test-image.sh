@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build the offline test image: Debian 12 with systemd as PID 1, an SSH daemon,
+# python3 and a passwordless-sudo "ubuntu" login user, so it looks to Ansible
+# like a fresh Ubuntu EC2 instance. Nothing of the app stack is installed.
+#
+#   tools/build-test-image.sh [IMAGE]     (default localhost/ec2-fleet-host:bookworm)
+#
+# The image is built from Debian's archive with debootstrap and imported with
+# `podman import`; no container registry is needed. An existing tag is reused
+# unless FORCE=1.
+set -euo pipefail
+
+IMAGE="${1:-${EC2_FLEET_TEST_IMAGE:-localhost/ec2-fleet-host:bookworm}}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"
+
+if [[ "${FORCE:-0}" != 1 ]] && podman image exists "$IMAGE"; then
+  echo "test image $IMAGE exists; reusing it (FORCE=1 rebuilds)"
+  exit 0
+fi
+
+# The mirror apt already uses on this machine (deb822 or one-line sources).
+mirror() {
+  local uri
+  uri="$(grep -hsE '^(URIs:|deb )' /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null \
+        | grep -v security | sed -E 's/^URIs:[[:space:]]*//; s/^deb (\[[^]]*\] )?//; s/[[:space:]].*$//' | head -n1)"
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+MIRROR="${DEBIAN_MIRROR:-$(mirror)}"
+
+ROOTFS="$(mktemp -d /var/tmp/ec2-fleet-rootfs.XXXXXX)"
+trap 'rm -rf "$ROOTFS"' EXIT
+
+echo "debootstrap bookworm from $MIRROR into $ROOTFS"
+debootstrap --variant=minbase \
+  --include=systemd,systemd-sysv,python3,python3-apt,sudo,dbus,iproute2,ca-certificates,openssh-server,gnupg,locales \
+  bookworm "$ROOTFS" "$MIRROR" >/dev/null
+
+chroot "$ROOTFS" /bin/sh -eux <<CHROOT
+# apt inside the host reaches Debian's archive over plain http.
+printf 'deb %s bookworm main\ndeb %s bookworm-updates main\n' "$MIRROR" "$MIRROR" > /etc/apt/sources.list
+# The default login user of an Ubuntu AMI.
+useradd --create-home --shell /bin/bash --groups sudo ubuntu
+echo 'ubuntu ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users
+chmod 0440 /etc/sudoers.d/90-cloud-init-users
+install -d -m 0700 -o ubuntu -g ubuntu /home/ubuntu/.ssh
+# Host keys are made on first boot (as cloud-init does), so every host has its own.
+rm -f /etc/ssh/ssh_host_*
+mkdir -p /etc/systemd/system/ssh.service.d
+printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' > /etc/systemd/system/ssh.service.d/10-hostkeys.conf
+systemctl enable ssh.service
+# Units that make no sense in a container.
+systemctl mask getty@tty1.service console-getty.service systemd-logind.service \
+  sys-kernel-config.mount sys-kernel-debug.mount systemd-remount-fs.service 2>/dev/null || true
+# Keep the image small: no docs, no apt lists.
+apt-get clean
+rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
+# An empty, ancient package list: the first cache_valid_time check updates it, as on a new AMI.
+touch -d @0 /var/lib/apt/lists
+: > /etc/machine-id
+CHROOT
+
+tar -C "$ROOTFS" -c . | podman import \
+  --change 'CMD ["/lib/systemd/systemd"]' \
+  --change 'ENV container=podman' \
+  --change 'STOPSIGNAL SIGRTMIN+3' - "$IMAGE" >/dev/null
+echo "built $IMAGE"
