@@ -5,8 +5,7 @@ import os
 import subprocess
 
 import pytest
-
-from conftest import ROOT
+from fleettest import ROOT
 
 
 @pytest.mark.parametrize("environment", ["lab", "staging", "production"])
