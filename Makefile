@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
-HOST_PACKAGES := podman runc debootstrap uidmap slirp4netns redis-server postgresql haproxy
+HOST_PACKAGES := podman runc debootstrap uidmap slirp4netns redis-server postgresql haproxy openssl nodejs
 
 .PHONY: help host-deps venv image lint test test-unit test-molecule clean
 
