@@ -16,6 +16,7 @@ export EC2_FLEET_TEST_IMAGE := $(IMAGE)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
+export NO_COLOR := 1
 
 HOST_PACKAGES := podman runc debootstrap uidmap slirp4netns redis-server postgresql haproxy openssl nodejs
 
@@ -54,8 +55,9 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff, syntax-check of
 test-unit: venv host-deps image ## pytest: app, modules, variables, bad inputs
 	pytest -q tests app/tests
 
-test-molecule: venv image ## Every molecule scenario, full sequence
-	@for s in $(SCENARIOS); do echo "=== molecule test -s $$s"; molecule test -s $$s; done
+MOLECULE_JOBS ?= 2
+test-molecule: venv image ## Every molecule scenario, full sequence, MOLECULE_JOBS at a time
+	tools/run-molecule.sh -j $(MOLECULE_JOBS) $(SCENARIOS)
 
 test: lint test-unit test-molecule ## Every test, from a fresh clone
 
