@@ -1,0 +1,347 @@
+"""HAProxy as the ALB's data plane.
+
+One backend per target group in moto, with the target group's health check (path, interval,
+timeout, thresholds, matcher); one frontend on 127.0.0.1:<lb port> forwarding to the target
+group of the load balancer's listener. Registered targets are added with the runtime API
+(`add server`, health forced down so a new target gets no traffic until it passed the healthy
+threshold, as on an ALB); deregistered ones are set to `drain` (no new connections, in-flight
+ones finish) for the target group's deregistration delay, then deleted. What HAProxy sees is
+written to the HealthBook that moto's describe_target_health answers from.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ec2_fleet_lab import moto_lab
+from ec2_fleet_lab.config import LabConfig
+from ec2_fleet_lab.moto_lab import BOOK, Health, Key
+
+log = logging.getLogger(__name__)
+
+HEALTHY = Health("healthy")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """The HAProxy view of one target group."""
+
+    arn: str
+    name: str  # HAProxy backend name
+    path: str
+    interval: int
+    timeout: int
+    rise: int
+    fall: int
+    matcher: str
+    check_port: int | None  # None: the traffic port
+    checks: bool
+    delay: float
+
+    def server_options(self) -> str:
+        if not self.checks:
+            return ""
+        port = f" port {self.check_port}" if self.check_port else ""
+        return f"check inter {self.interval}s fall {self.fall} rise {self.rise}{port}"
+
+
+def spec_of(tg: Any) -> BackendSpec:
+    port = str(tg.health_check_port or "traffic-port")
+    return BackendSpec(
+        arn=tg.arn,
+        name="tg-" + re.sub(r"[^A-Za-z0-9_.-]", "_", tg.name),
+        path=tg.health_check_path or "/",
+        interval=int(tg.health_check_interval_seconds),
+        timeout=int(tg.health_check_timeout_seconds),
+        rise=int(tg.healthy_threshold_count),
+        fall=int(tg.unhealthy_threshold_count),
+        matcher=str((getattr(tg, "matcher", None) or {}).get("HttpCode", "200")),
+        check_port=None if port == "traffic-port" else int(port),
+        checks=bool(tg.health_check_enabled) and (tg.health_check_protocol or "HTTP").upper() in ("HTTP", "HTTPS"),
+        delay=moto_lab.deregistration_delay(tg),
+    )
+
+
+def forwarded_target_group(elbv2: Any) -> str | None:
+    """The target group the lab's load balancer forwards to: listener on port 80 first, then any."""
+    candidates = []
+    for lb in sorted(list(elbv2.load_balancers.values()), key=lambda b: b.name):
+        for listener in list(lb.listeners.values()):
+            for action in listener.default_actions:
+                data = action.data
+                arn = data.get("TargetGroupArn") or next(
+                    (t.get("TargetGroupArn") for t in data.get("ForwardConfig", {}).get("TargetGroups", [])), None
+                )
+                if action.type == "forward" and arn:
+                    candidates.append((int(listener.port) != 80, arn))
+    return min(candidates)[1] if candidates else None
+
+
+@dataclass
+class Server:
+    backend: str
+    name: str
+    ip: str
+    port: int
+    added: float
+    ever_healthy: bool = False
+    draining: bool = False
+    last_failure: Health | None = None
+
+
+def _failure(check_status: str, code: str) -> Health:
+    if check_status == "L7STS":
+        return Health("unhealthy", "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{code}]")
+    if check_status in ("L4TOUT", "L7TOUT"):
+        return Health("unhealthy", "Target.Timeout", "Request timed out")
+    return Health("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+
+
+class Balancer:
+    def __init__(self, config: LabConfig) -> None:
+        self.config = config
+        d = config.state_dir / "haproxy"
+        self.cfg, self.sock, self.pidfile = d / "haproxy.cfg", d / "admin.sock", d / "haproxy.pid"
+        self.statefile, self.logfile = d / "servers.state", config.state_dir / "haproxy.log"
+        self.proc: subprocess.Popen | None = None
+        self.specs: dict[str, BackendSpec] = {}
+        self.frontend: str | None = None
+        self.servers: dict[Key, Server] = {}
+
+    # --- process -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.cfg.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._write_config()
+        check = subprocess.run(["haproxy", "-c", "-q", "-f", str(self.cfg)], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy rejects {self.cfg}: {check.stderr.strip()[-800:]}")
+        with open(self.logfile, "ab") as out:
+            self.proc = subprocess.Popen(
+                ["haproxy", "-W", "-db", "-f", str(self.cfg), "-p", str(self.pidfile)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pidfile.write_text(f"{self.proc.pid}\n")
+        self._wait_socket(set())
+        log.info("HAProxy (pid %s) listens on %s", self.proc.pid, self.config.lb_url)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for path in (self.sock, self.pidfile, self.statefile):
+            path.unlink(missing_ok=True)
+
+    def _wait_socket(self, backends: set[str], timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"haproxy exited ({self.proc.returncode}); see {self.logfile}")
+            try:
+                out = self.cmd("show backend")
+                if backends <= set(out.split()):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"haproxy's admin socket {self.sock} did not answer with backends {sorted(backends)}")
+
+    def cmd(self, command: str) -> str:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.sock))
+            s.sendall(command.encode() + b"\n")
+            chunks = []
+            while data := s.recv(65536):
+                chunks.append(data)
+        return b"".join(chunks).decode()
+
+    def _write_config(self) -> None:
+        c = self.config
+        lines = [
+            "# Generated by the ec2-fleet lab controller: the ALB's data plane. Do not edit.",
+            "global",
+            f"  stats socket {self.sock} mode 600 level admin",
+            f"  server-state-file {self.statefile}",
+            "  maxconn 4096",
+            "defaults",
+            "  mode http",
+            "  timeout connect 5s",
+            "  timeout client 60s",
+            "  timeout server 60s",
+            "  timeout http-request 10s",
+            "  load-server-state-from-file global",
+            "frontend lab-alb",
+            f"  bind {c.lb_host}:{c.lb_port}",
+        ]
+        if self.frontend and self.frontend in self.specs:
+            lines.append(f"  default_backend {self.specs[self.frontend].name}")
+        else:
+            lines.append('  http-request return status 503 content-type text/plain string "no listener forwards here"')
+        for spec in self.specs.values():
+            lines += [f"backend {spec.name}", "  balance roundrobin", "  option redispatch", "  retries 1"]
+            if spec.checks:
+                expect = f"status {spec.matcher}"
+                lines += [
+                    "  option httpchk",
+                    f"  http-check send meth GET uri {spec.path} ver HTTP/1.1"
+                    " hdr Host lab hdr User-Agent ELB-HealthChecker/2.0",
+                    f"  http-check expect {expect}",
+                    f"  timeout check {spec.timeout}s",
+                ]
+            for srv in self.servers.values():
+                if srv.backend == spec.name:
+                    lines.append(f"  server {srv.name} {srv.ip}:{srv.port} {spec.server_options()}".rstrip())
+        tmp = self.cfg.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, self.cfg)
+
+    def _reload(self) -> None:
+        try:
+            self.statefile.write_text(self.cmd("show servers state"))
+        except OSError:
+            self.statefile.unlink(missing_ok=True)
+        backends = {s.name for s in self.specs.values()}
+        self.servers = {k: s for k, s in self.servers.items() if s.backend in backends}
+        self._write_config()
+        check = subprocess.run(["haproxy", "-c", "-q", "-f", str(self.cfg)], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy rejects the new {self.cfg}: {check.stderr.strip()[-800:]}")
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGUSR2)
+        self._wait_socket(backends)
+        # Whatever the state file restored: a target that has not passed its checks gets no traffic.
+        for srv in self.servers.values():
+            if srv.draining:
+                self.cmd(f"set server {srv.backend}/{srv.name} state drain")
+            elif not srv.ever_healthy:
+                self.cmd(f"set server {srv.backend}/{srv.name} health down")
+        log.info("HAProxy reloaded: backends %s, frontend -> %s", sorted(backends), self.frontend)
+
+    # --- reconcile -----------------------------------------------------------------------------
+    def sync(self, instance_ips: dict[str, str]) -> None:
+        """One pass: follow moto's target groups and registrations, then publish what HAProxy sees.
+        instance_ips: instance id -> private IP of every running lab instance."""
+        elbv2 = moto_lab.backend("elbv2", self.config.region)
+        tgs = {arn: tg for arn, tg in list(elbv2.target_groups.items()) if (tg.target_type or "instance") == "instance"}
+        specs = {arn: spec_of(tg) for arn, tg in tgs.items()}
+        frontend = forwarded_target_group(elbv2)
+        if specs != self.specs or frontend != self.frontend:
+            self.specs, self.frontend = specs, frontend
+            self._reload()
+
+        desired: dict[Key, str] = {}
+        for arn, tg in tgs.items():
+            for target in list(tg.targets.values()):
+                ip = instance_ips.get(target["Id"])
+                if ip:
+                    desired[(arn, target["Id"], int(target["Port"]))] = ip
+
+        now = time.monotonic()
+        for key, ip in desired.items():
+            srv = self.servers.get(key)
+            if srv and srv.ip != ip:
+                self._delete(key)
+                srv = None
+            if srv is None:
+                self._add(key, ip)
+            elif srv.draining:  # registered again while draining: a new registration
+                self.cmd(
+                    f"set server {srv.backend}/{srv.name} state ready;set server {srv.backend}/{srv.name} health down"
+                )
+                srv.draining, srv.ever_healthy, srv.added = False, False, now
+
+        for key in [k for k in self.servers if k not in desired]:
+            srv = self.servers[key]
+            spec = self.specs.get(key[0])
+            with BOOK.lock:
+                deadline = BOOK.draining.get(key)
+            if deadline is None:  # deregistered another way (instance stopped or terminated, group deleted)
+                BOOK.start_draining(key, spec.delay if spec else 0)
+                with BOOK.lock:
+                    deadline = BOOK.draining[key]
+            if not srv.draining:
+                self.cmd(f"set server {srv.backend}/{srv.name} state drain")
+                srv.draining = True
+                log.info("Draining %s/%s for %.0f s", srv.backend, srv.name, max(0.0, deadline - now))
+            if now >= deadline or spec is None:
+                self._delete(key)
+
+        with BOOK.lock:
+            for key in [k for k, d in BOOK.draining.items() if d <= now and k not in self.servers]:
+                del BOOK.draining[key]
+        self._publish_health()
+
+    def _add(self, key: Key, ip: str) -> None:
+        spec = self.specs[key[0]]
+        name = f"{key[1]}-{key[2]}"
+        ref = f"{spec.name}/{name}"
+        out = self.cmd(f"add server {ref} {ip}:{key[2]} {spec.server_options()}".rstrip())
+        if "New server registered" not in out:
+            raise RuntimeError(f"haproxy refused add server {ref}: {out.strip()}")
+        if spec.checks:
+            self.cmd(f"enable health {ref};set server {ref} state ready;set server {ref} health down")
+        else:
+            self.cmd(f"set server {ref} state ready")
+        self.servers[key] = Server(spec.name, name, ip, key[2], time.monotonic(), ever_healthy=not spec.checks)
+        log.info("Registered %s at %s:%s in %s", key[1], ip, key[2], spec.name)
+
+    def _delete(self, key: Key) -> None:
+        srv = self.servers.pop(key)
+        ref = f"{srv.backend}/{srv.name}"
+        self.cmd(f"set server {ref} state maint;shutdown sessions server {ref}")
+        for _ in range(50):
+            if "deleted" in self.cmd(f"del server {ref}"):
+                break
+            time.sleep(0.1)
+        BOOK.cancel_draining(key)
+        log.info("Removed %s from %s", srv.name, srv.backend)
+
+    def stats(self) -> dict[tuple[str, str], dict[str, str]]:
+        rows = csv.DictReader(io.StringIO(self.cmd("show stat").lstrip("# ")))
+        return {(r["pxname"], r["svname"]): r for r in rows}
+
+    def _publish_health(self) -> None:
+        stats = self.stats()
+        now = time.monotonic()
+        book: dict[Key, Health] = {}
+        for key, srv in self.servers.items():
+            if srv.draining:
+                continue
+            row = stats.get((srv.backend, srv.name))
+            spec = self.specs[key[0]]
+            book[key] = self._judge(srv, spec, row, now) if row else moto_lab.INITIAL
+        with BOOK.lock:
+            BOOK.health = book
+
+    @staticmethod
+    def _judge(srv: Server, spec: BackendSpec, row: dict[str, str], now: float) -> Health:
+        status, check, code = row.get("status", ""), row.get("check_status", ""), row.get("check_code", "")
+        failing = check not in ("", "INI", "L7OK", "L4OK", "L6OK")
+        if failing:
+            srv.last_failure = _failure(check, code)
+        if status.startswith("UP") or status == "no check":
+            srv.ever_healthy = True
+            return HEALTHY
+        if not srv.ever_healthy:
+            # As on an ALB: 'initial' until the healthy threshold passes or the unhealthy threshold fails.
+            if failing and now - srv.added >= spec.interval * spec.fall + spec.timeout:
+                return srv.last_failure or _failure(check, code)
+            return moto_lab.INITIAL
+        return srv.last_failure or _failure(check, code)

@@ -1,0 +1,148 @@
+"""labctl.py up | down | status | run  (options override the EC2_FLEET_LAB_* variables)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ec2_fleet_lab import config as lab_config
+from ec2_fleet_lab import state
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+MARK = "ec2_fleet_lab"  # in the controller's command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labctl.py", description="The local AWS lab (see lab/README.md).")
+    parser.add_argument("command", choices=["up", "down", "status", "run"])
+    parser.add_argument("--name", help="prefix/label of containers and networks (EC2_FLEET_LAB_NAME)")
+    parser.add_argument("--state-dir", help="pid file, logs, keys, CA, HAProxy config (EC2_FLEET_LAB_STATE_DIR)")
+    parser.add_argument("--moto-port", type=int, help="port of the AWS API on 127.0.0.1 (EC2_FLEET_LAB_MOTO_PORT)")
+    parser.add_argument("--lb-port", type=int, help="port of the load balancer on 127.0.0.1 (EC2_FLEET_LAB_LB_PORT)")
+    parser.add_argument("--timeout", type=float, default=900, help="up: seconds to wait until ready")
+    parser.add_argument("--json", action="store_true", help="up/status: print JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = lab_config.load(
+            {"name": args.name, "state_dir": args.state_dir, "moto_port": args.moto_port, "lb_port": args.lb_port}
+        )
+    except ValueError as exc:
+        print(f"labctl: {exc}", file=sys.stderr)
+        return 2
+    return {"up": up, "down": down, "status": status, "run": run}[args.command](config, args)
+
+
+def run(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
+    from ec2_fleet_lab.controller import Controller  # moto is slow to import: only here
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    paths = state.Paths(config.state_dir)
+    other = state.read_pid(paths.pid, MARK)
+    if other is not None and other != os.getpid():
+        print(f"labctl: a lab controller (pid {other}) already runs with {config.state_dir}", file=sys.stderr)
+        return 1
+    return Controller(config).run()
+
+
+def _endpoints(paths: state.Paths, pid: int) -> dict | None:
+    try:
+        data = json.loads(paths.endpoints.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("pid") == pid else None
+
+
+def up(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
+    paths = state.Paths(config.state_dir)
+    pid = state.read_pid(paths.pid, MARK)
+    if pid is None:
+        config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env = {**os.environ, **config.to_env(), "PYTHONPATH": str(PACKAGE_ROOT)}
+        with open(paths.log, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", MARK, "run"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=str(PACKAGE_ROOT),
+            )
+        pid = proc.pid
+        deadline = time.monotonic() + args.timeout
+        while _endpoints(paths, pid) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is None:
+                    state.stop_pid(pid, 30)
+                tail = paths.log.read_text(errors="replace").splitlines()[-30:] if paths.log.exists() else []
+                print("labctl: the lab did not start; the end of its log:\n" + "\n".join(tail), file=sys.stderr)
+                return 1
+            time.sleep(0.3)
+    endpoints = _endpoints(paths, pid)
+    assert endpoints is not None
+    if args.json:
+        print(json.dumps(endpoints, indent=2))
+    else:
+        width = max(len(k) for k in endpoints)
+        for key, value in endpoints.items():
+            print(f"{key:<{width}}  {', '.join(value) if isinstance(value, list) else value}")
+        print(f"\nexport AWS_URL={endpoints['aws_url']} AWS_ENDPOINT_URL={endpoints['aws_url']}")
+    return 0
+
+
+def down(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
+    paths = state.Paths(config.state_dir)
+    pid = state.read_pid(paths.pid, MARK)
+    if pid is not None:
+        print(f"stopping the lab controller (pid {pid})")
+        if not state.stop_pid(pid, 90):
+            print(f"labctl: pid {pid} did not stop", file=sys.stderr)
+    removed = state.cleanup(config, keep_logs=True)  # whatever a killed controller left behind
+    for item in removed:
+        print(f"removed {item}")
+    print("lab is down")
+    return 0
+
+
+def status(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
+    paths = state.Paths(config.state_dir)
+    pid = state.read_pid(paths.pid, MARK)
+    if pid is None or _endpoints(paths, pid) is None:
+        print("lab is not running (labctl.py up starts it)")
+        return 3
+    try:
+        data = json.loads(paths.status.read_text())
+    except (OSError, ValueError):
+        print("lab is starting")
+        return 0
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(
+        f"Load balancer: {data['lb_url']}    AWS API: {data['aws_url']}"
+        f"    (updated {time.time() - data['updated']:.0f} s ago)"
+    )
+    redis = ", ".join(f"{r['endpoint']} ({r['state']})" for r in data["redis"]) or "-"
+    rows = [("INSTANCE", "PRIVATE IP", "CONTAINER", "TARGET HEALTH (LB view)", "REDIS ENDPOINT")]
+    for i in data["instances"]:
+        rows.append((i["id"], i["ip"], i["container"], ", ".join(i["health"]) or "not registered", redis))
+    if len(rows) == 1:
+        rows.append(("(no running lab instance)", "", "", "", redis))
+    widths = [max(len(r[n]) for r in rows) for n in range(4)]
+    for r in rows:
+        print("  ".join(f"{cell:<{widths[n]}}" for n, cell in enumerate(r[:4])) + "  " + r[4])
+    print(f"Database: {data['db']['alias']}:5432 ({data['db']['state']}); URL in SSM {config.ssm_prefix}/database_url")
+    for what, error in data.get("errors", {}).items():
+        print(f"ERROR {what}: {error}")
+    return 0

@@ -1,0 +1,91 @@
+"""The lab's settings: read once from the command line and EC2_FLEET_LAB_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LABEL = "ec2-fleet-lab"  # every container and network carries LABEL=<name>
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    name: str = "ec2fleet-lab"  # prefix of containers/networks and the value of their label
+    state_dir: Path = REPO / ".cache" / "lab"
+    moto_host: str = "127.0.0.1"
+    moto_port: int = 5000
+    lb_host: str = "127.0.0.1"
+    lb_port: int = 8080
+    region: str = "us-east-1"
+    project: str = "ec2-fleet"  # tag:Project of the lab's instances
+    environment: str = "lab"  # tag:Environment of the lab's instances
+    host_image: str = "localhost/ec2-fleet-host:bookworm"
+    services_image: str = "localhost/ec2-fleet-services:bookworm"
+    imds_address: str = "169.254.169.254"
+    imds_port: int = 80
+    db_alias: str = "db.lab.internal"
+    db_name: str = "orders"
+    db_user: str = "app"
+    reconcile_seconds: float = 1.0
+    balancer_seconds: float = 0.5
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://{self.moto_host}:{self.moto_port}"
+
+    @property
+    def lb_url(self) -> str:
+        return f"http://{self.lb_host}:{self.lb_port}"
+
+    @property
+    def ssm_prefix(self) -> str:
+        return f"/{self.project}/{self.environment}"
+
+    def validate(self) -> None:
+        problems = []
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", self.name):
+            problems.append(f"EC2_FLEET_LAB_NAME must be 1-31 lower-case letters, digits or '-' (got {self.name!r})")
+        for field in ("moto_port", "lb_port", "imds_port"):
+            value = getattr(self, field)
+            if not 1 <= value <= 65535:
+                problems.append(f"EC2_FLEET_LAB_{field.upper()} must be 1-65535 (got {value})")
+        if self.moto_port == self.lb_port:
+            problems.append("EC2_FLEET_LAB_MOTO_PORT and EC2_FLEET_LAB_LB_PORT must differ")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as EC2_FLEET_LAB_* variables (how `up` hands them to `run`)."""
+        return {f"EC2_FLEET_LAB_{k.upper()}": str(v) for k, v in asdict(self).items()}
+
+
+def load(overrides: dict[str, object] | None = None) -> LabConfig:
+    """Defaults, then EC2_FLEET_LAB_* variables, then explicit overrides (command-line options)."""
+    values: dict[str, object] = {}
+    defaults = LabConfig()
+    for key, default in asdict(defaults).items():
+        raw = os.environ.get(f"EC2_FLEET_LAB_{key.upper()}")
+        if raw is None or raw == "":
+            continue
+        if isinstance(default, bool):
+            values[key] = raw.lower() in ("1", "true", "yes")
+        elif isinstance(default, int):
+            values[key] = int(raw)
+        elif isinstance(default, float):
+            values[key] = float(raw)
+        elif isinstance(default, Path):
+            values[key] = Path(raw)
+        else:
+            values[key] = raw
+    if "host_image" not in values and os.environ.get("EC2_FLEET_TEST_IMAGE"):
+        values["host_image"] = os.environ["EC2_FLEET_TEST_IMAGE"]
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if "state_dir" in values:
+        values["state_dir"] = Path(values["state_dir"]).resolve()  # type: ignore[arg-type]
+    config = LabConfig(**values)  # type: ignore[arg-type]
+    config.validate()
+    return config

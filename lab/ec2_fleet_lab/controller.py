@@ -1,0 +1,182 @@
+"""The lab controller process (`labctl.py run`): moto, the fleet reconcile loop, HAProxy, IMDS.
+On SIGTERM/SIGINT it removes everything it started."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import moto
+
+from ec2_fleet_lab import keys, moto_lab, podman, services_image, state
+from ec2_fleet_lab.balancer import Balancer
+from ec2_fleet_lab.config import LabConfig
+from ec2_fleet_lab.fleet import Fleet
+
+log = logging.getLogger(__name__)
+
+
+def clients(config: LabConfig) -> dict[str, Any]:
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region
+    )
+    return {s: session.client(s, endpoint_url=config.moto_url) for s in ("ec2", "elasticache", "ssm", "elbv2")}
+
+
+def ubuntu_ami() -> str:
+    """The newest Ubuntu AMI among those moto ships (the lab's stand-in for Canonical's parameter)."""
+    path = Path(moto.__file__).parent / "ec2" / "resources" / "amis.json.gz"
+    with gzip.open(path) as f:
+        amis = json.load(f)
+    ubuntu = sorted((a["name"], a["ami_id"]) for a in amis if a.get("name", "").startswith("ubuntu/images/"))
+    return ubuntu[-1][1]
+
+
+class Controller:
+    def __init__(self, config: LabConfig) -> None:
+        self.config = config
+        self.paths = state.Paths(config.state_dir)
+        self.stop_event = threading.Event()
+        self.balancer = Balancer(config)
+        self.fleet: Fleet | None = None
+        self.threads: list[threading.Thread] = []
+
+    def run(self) -> int:
+        c, p = self.config, self.paths
+        p.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state.cleanup(c, keep_logs=True)  # leftovers of a controller that was killed
+        p.pid.write_text(f"{os.getpid()}\n")
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        try:
+            self._start()
+            while not self.stop_event.wait(0.5):
+                for t in self.threads:
+                    if not t.is_alive():
+                        raise RuntimeError(f"thread {t.name} died; see the log")
+            return 0
+        except Exception:
+            log.exception("The lab controller failed")
+            return 1
+        finally:
+            self._shutdown()
+
+    def _start(self) -> None:
+        c, p = self.config, self.paths
+        started = time.monotonic()
+        ssh_key = keys.ssh_key(p.root / "ssh")
+        ca = keys.ca(p.root / "tls")
+        db_password = keys.password(p.root / "db" / "password")
+        moto_lab.start(c.moto_host, c.moto_port)
+        aws = clients(c)
+        for _ in range(100):
+            try:
+                aws["ec2"].describe_regions()
+                break
+            except Exception:
+                time.sleep(0.1)
+        db_url = f"postgresql://{c.db_user}:{db_password}@{c.db_alias}:5432/{c.db_name}"
+        parameters = {
+            f"{c.ssm_prefix}/ubuntu-ami-id": ("String", ubuntu_ami()),
+            f"{c.ssm_prefix}/database_url": ("SecureString", db_url),
+        }
+        for name, (kind, value) in parameters.items():
+            aws["ssm"].put_parameter(Name=name, Type=kind, Value=value, Overwrite=True)
+        log.info("moto at %s (SSM: %s)", c.moto_url, ", ".join(parameters))
+        services_image.ensure(c)
+        self.balancer.start()
+        self.fleet = Fleet(c, aws, ca, db_password)
+        self._loop("fleet", c.reconcile_seconds, self._reconcile)
+        self._loop(
+            "balancer", c.balancer_seconds, lambda: self.balancer.sync(self.fleet.instance_ips if self.fleet else {})
+        )
+        endpoints = {
+            "pid": os.getpid(),
+            "name": c.name,
+            "aws_url": c.moto_url,
+            "region": c.region,
+            "lb_url": c.lb_url,
+            "imds_url": f"http://{c.imds_address}" + ("" if c.imds_port == 80 else f":{c.imds_port}"),
+            "redis_ca_file": str(ca[0]),
+            "ssh_private_key_file": str(ssh_key),
+            "ssh_public_key_file": f"{ssh_key}.pub",
+            "ssm_parameters": sorted(parameters),
+            "db_alias": c.db_alias,
+            "log": str(p.log),
+        }
+        state.write_json(p.endpoints, endpoints)
+        log.info("Lab ready in %.1f s: %s", time.monotonic() - started, json.dumps(endpoints))
+
+    def _loop(self, name: str, period: float, step: Any) -> None:
+        def body() -> None:
+            failures = 0
+            while not self.stop_event.is_set():
+                try:
+                    step()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    if failures in (1, 10) or failures % 100 == 0:
+                        log.exception("%s pass failed (%d in a row)", name, failures)
+                self.stop_event.wait(period)
+
+        thread = threading.Thread(target=body, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _reconcile(self) -> None:
+        assert self.fleet is not None
+        self.fleet.reconcile()
+        state.write_json(self.paths.status, self._status())
+
+    def _status(self) -> dict[str, Any]:
+        assert self.fleet is not None
+        elbv2 = moto_lab.backend("elbv2", self.config.region)
+        health: dict[str, list[str]] = {}
+        for arn, tg in list(elbv2.target_groups.items()):
+            for h in elbv2.describe_target_health(arn, []):
+                health.setdefault(h.instance_id, []).append(f"{tg.name}:{h.status}")
+        containers = podman.containers(self.config.name)
+        instances = []
+        for iid, ip in sorted(self.fleet.instance_ips.items()):
+            c = containers.get(f"{self.config.name}-{iid}")
+            instances.append(
+                {"id": iid, "ip": ip, "container": c.state if c else "absent", "health": health.pop(iid, [])}
+            )
+        for iid, states in sorted(health.items()):  # registered but not running in the lab
+            instances.append({"id": iid, "ip": "-", "container": "absent", "health": states})
+        redis = []
+        for gid, info in sorted(self.fleet.redis.items()):
+            c = containers.get(info["container"])
+            redis.append({"group": gid, **info, "state": c.state if c else "absent"})
+        db = containers.get(f"{self.config.name}-db")
+        return {
+            "lb_url": self.config.lb_url,
+            "aws_url": self.config.moto_url,
+            "instances": instances,
+            "redis": redis,
+            "db": {"alias": self.config.db_alias, "state": db.state if db else "absent"},
+            "errors": dict(self.fleet.errors),
+            "updated": time.time(),
+        }
+
+    def _shutdown(self) -> None:
+        log.info("Stopping the lab: containers, networks, IMDS, HAProxy")
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(15)
+        try:
+            if self.fleet:
+                self.fleet.teardown()
+        finally:
+            self.balancer.stop()
+            state.cleanup(self.config, keep_logs=True)
+            log.info("Lab stopped")

@@ -1,0 +1,158 @@
+"""moto, in-process, with the lab's patches: describe_target_health tells what the load balancer
+sees (initial, healthy, unhealthy, draining, unused) and deregistration drains for the target
+group's delay; ElastiCache keeps the AUTH token so the lab's Redis can require it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.backends import get_backend
+from moto.elasticache.models import ElastiCacheBackend
+from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
+from moto.server import ThreadedMotoServer
+
+from ec2_fleet_lab.config import ACCOUNT_ID
+
+Key = tuple[str, str, int]  # (target group ARN, target id, port)
+
+
+@dataclass(frozen=True)
+class Health:
+    state: str
+    reason: str | None = None
+    description: str | None = None
+
+
+INITIAL = Health("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+DRAINING = Health("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+NOT_REGISTERED = Health("unused", "Target.NotRegistered", "Target is not registered to the target group")
+NOT_RUNNING = Health("unused", "Target.InvalidState", "Target is in the stopped state")
+
+
+@dataclass
+class HealthBook:
+    """Shared between moto's request threads (readers) and the balancer (writer)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    health: dict[Key, Health] = field(default_factory=dict)  # registered targets, as HAProxy sees them
+    draining: dict[Key, float] = field(default_factory=dict)  # deregistered targets -> monotonic deadline
+    auth_tokens: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (region, group id) -> token
+
+    def start_draining(self, key: Key, delay: float) -> None:
+        with self.lock:
+            self.draining.setdefault(key, time.monotonic() + delay)
+            self.health.pop(key, None)
+
+    def cancel_draining(self, key: Key) -> None:
+        with self.lock:
+            self.draining.pop(key, None)
+            self.health.pop(key, None)
+
+    def draining_of(self, arn: str) -> list[Key]:
+        now = time.monotonic()
+        with self.lock:
+            return [k for k, deadline in self.draining.items() if k[0] == arn and deadline > now]
+
+
+BOOK = HealthBook()  # moto's backends are process-wide, so is the book their patches read
+
+
+def deregistration_delay(tg: FakeTargetGroup) -> float:
+    return float(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
+
+
+def _port_of(tg: FakeTargetGroup, target: dict[str, Any]) -> int:
+    registered = tg.targets.get(target["Id"])
+    return int(target.get("Port") or (registered or {}).get("Port") or tg.port)
+
+
+def _instance_running(ec2_backend: Any, target_id: str) -> bool:
+    if not target_id.startswith("i-"):
+        return True
+    try:
+        instance = ec2_backend.get_instance_by_id(target_id)
+    except Exception:
+        return False
+    return instance is not None and instance.state == "running"
+
+
+_orig_register = FakeTargetGroup.register
+_orig_deregister = FakeTargetGroup.deregister
+
+
+def _register(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+    _orig_register(self, targets)
+    for target in targets:
+        BOOK.cancel_draining((self.arn, target["Id"], _port_of(self, target)))
+
+
+def _deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+    keys = [(self.arn, t["Id"], _port_of(self, t)) for t in targets if t["Id"] in self.targets]
+    _orig_deregister(self, targets)
+    for key in keys:
+        BOOK.start_draining(key, deregistration_delay(self))
+
+
+def _health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
+    port = _port_of(self, target)
+    key = (self.arn, target["Id"], port)
+    registered = self.targets.get(target["Id"])
+    if registered is not None and int(registered["Port"]) == port:
+        if not _instance_running(ec2_backend, target["Id"]):
+            health = NOT_RUNNING
+        elif not self.health_check_enabled:
+            health = Health("unavailable", "Target.HealthCheckDisabled", "Health checks are disabled")
+        else:
+            with BOOK.lock:
+                health = BOOK.health.get(key, INITIAL)
+    elif key in BOOK.draining_of(self.arn):
+        health = DRAINING
+    else:
+        health = NOT_REGISTERED
+    return FakeHealthStatus(
+        target["Id"], str(port), self.health_check_port, health.state, health.reason, health.description
+    )
+
+
+_orig_describe_target_health = ELBv2Backend.describe_target_health
+
+
+def _describe_target_health(self: ELBv2Backend, target_group_arn: str, targets: list[dict[str, Any]]) -> list:
+    if not targets and target_group_arn in self.target_groups:
+        tg = self.target_groups[target_group_arn]
+        targets = [{"Id": t["Id"], "Port": t["Port"]} for t in tg.targets.values()]
+        targets += [{"Id": k[1], "Port": k[2]} for k in BOOK.draining_of(target_group_arn)]
+    return _orig_describe_target_health(self, target_group_arn, targets)
+
+
+_orig_create_replication_group = ElastiCacheBackend.create_replication_group
+
+
+def _create_replication_group(self: ElastiCacheBackend, *args: Any, **kwargs: Any) -> Any:
+    # Kept before moto stores the group, so the fleet loop never sees the group without its token.
+    key = (self.region_name, kwargs.get("replication_group_id", ""))
+    with BOOK.lock:
+        BOOK.auth_tokens[key] = kwargs.get("auth_token")
+    return _orig_create_replication_group(self, *args, **kwargs)
+
+
+def patch() -> None:
+    FakeTargetGroup.register = _register
+    FakeTargetGroup.deregister = _deregister
+    FakeTargetGroup.health_for = _health_for
+    ELBv2Backend.describe_target_health = _describe_target_health
+    ElastiCacheBackend.create_replication_group = _create_replication_group
+
+
+def start(host: str, port: int) -> ThreadedMotoServer:
+    patch()
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    return server
+
+
+def backend(service: str, region: str) -> Any:
+    return get_backend(service)[ACCOUNT_ID][region]  # type: ignore[index]

@@ -1,0 +1,80 @@
+"""A thin wrapper around the podman command line (containers, networks, images)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+
+from ec2_fleet_lab.config import LABEL, REPO
+
+log = logging.getLogger(__name__)
+
+os.environ.setdefault("CONTAINERS_CONF", str(REPO / "tools" / "containers.conf"))
+
+
+class PodmanError(RuntimeError):
+    pass
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
+    proc = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, input=stdin, check=False)
+    if check and proc.returncode != 0:
+        raise PodmanError(f"podman {' '.join(args[:3])} ... failed ({proc.returncode}): {proc.stderr.strip()[-600:]}")
+    return proc.stdout
+
+
+@dataclass
+class Container:
+    name: str
+    state: str  # running, exited, created, ...
+    labels: dict[str, str]
+
+
+def containers(lab: str) -> dict[str, Container]:
+    out = podman("ps", "-a", "--filter", f"label={LABEL}={lab}", "--format", "json")
+    result = {}
+    for item in json.loads(out or "[]"):
+        name = item["Names"][0]
+        result[name] = Container(name, item.get("State", ""), item.get("Labels") or {})
+    return result
+
+
+def networks(lab: str) -> dict[str, dict]:
+    out = podman("network", "ls", "--filter", f"label={LABEL}={lab}", "--format", "{{.Name}}")
+    names = [n for n in out.split() if n]
+    if not names:
+        return {}
+    return {n["name"]: n for n in json.loads(podman("network", "inspect", *names))}
+
+
+def all_subnets() -> dict[str, str]:
+    """subnet -> network name, over every podman network (to detect overlaps before creating one)."""
+    names = podman("network", "ls", "--format", "{{.Name}}").split()
+    result = {}
+    for net in json.loads(podman("network", "inspect", *names) if names else "[]"):
+        for sub in net.get("subnets") or []:
+            result[sub["subnet"]] = net["name"]
+    return result
+
+
+def remove_container(name: str) -> None:
+    podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def image_exists(image: str) -> bool:
+    return subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0
+
+
+def sweep(lab: str) -> list[str]:
+    """Remove every container and network labelled with this lab; return what was removed."""
+    removed = []
+    for name in containers(lab):
+        remove_container(name)
+        removed.append(f"container {name}")
+    for name in networks(lab):
+        podman("network", "rm", "-f", name, check=False)
+        removed.append(f"network {name}")
+    return removed
