@@ -1,0 +1,80 @@
+"""Helpers of the AWS control-plane tests: playbook results, moto resets, resource snapshots."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+# moto ships Canonical's Ubuntu images under this owner.
+CANONICAL = "099720109477"
+AMI_PARAMETER = "/ec2-fleet/lab/ubuntu-ami-id"
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """PLAY RECAP counters per host, e.g. {'localhost': {'ok': 3, 'changed': 0, ...}}."""
+        counters: dict[str, dict[str, int]] = {}
+        # The recap is the block of "host : ok=N changed=N ..." lines after the last PLAY RECAP.
+        for line in self.output.rsplit("PLAY RECAP", 1)[-1].splitlines()[1:]:
+            match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line.strip())
+            if not match:
+                break
+            if match:
+                counters[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+        return counters
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.output[-chars:]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def reset_moto(moto_url: str, client: Callable) -> str:
+    """Empty moto, then store the lab's Ubuntu AMI parameter; return the AMI id."""
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    images = client("ec2").describe_images(Owners=[CANONICAL])["Images"]
+    ami = sorted(images, key=lambda i: i["Name"])[-1]["ImageId"]
+    client("ssm").put_parameter(Name=AMI_PARAMETER, Value=ami, Type="String", Overwrite=True)
+    return ami
+
+
+def cache_role_ready() -> bool:
+    """The aws_cache role (another engineer's) exists with its tasks."""
+    return (ROOT / "roles" / "aws_cache" / "tasks" / "main.yml").is_file()
+
+
+def snapshot(client: Callable) -> dict[str, set[str]]:
+    """Ids of every resource kind the playbooks create (default VPC pieces included)."""
+    ec2 = client("ec2")
+    elb = client("elbv2")
+    live = ["pending", "running", "stopping", "stopped"]
+    reservations = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": live}])["Reservations"]
+    return {
+        "vpcs": {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]},
+        "subnets": {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]},
+        "security_groups": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]},
+        "route_tables": {r["RouteTableId"] for r in ec2.describe_route_tables()["RouteTables"]},
+        "internet_gateways": {g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]},
+        "key_pairs": {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]},
+        "instances": {i["InstanceId"] for r in reservations for i in r["Instances"]},
+        "target_groups": {t["TargetGroupArn"] for t in elb.describe_target_groups()["TargetGroups"]},
+        "load_balancers": {lb["LoadBalancerArn"] for lb in elb.describe_load_balancers()["LoadBalancers"]},
+        "cache_groups": {
+            g["ReplicationGroupId"] for g in client("elasticache").describe_replication_groups()["ReplicationGroups"]
+        },
+    }

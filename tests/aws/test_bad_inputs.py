@@ -1,0 +1,86 @@
+"""Bad inputs to provision.yml fail before any AWS resource is created, naming the variable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from aws_helpers import Run, reset_moto, snapshot
+
+SAFE = {"provision_cache": False, "aws_instances_wait_for_ssh": False}
+
+CASES = [
+    # (variable, bad value): one zone only, or the same zone twice.
+    ("aws_network_public_subnet_cidrs", ["10.89.0.0/24"]),
+    ("aws_network_availability_zones", ["us-east-1a", "us-east-1a"]),
+    ("aws_network_vpc_cidr", "10.89.0.0/33"),
+    ("aws_network_private_subnet_cidrs", ["10.89.10.0/24", "10.99.11.0/24"]),
+    ("aws_network_ssh_cidrs", ["203.0.113.7"]),
+    ("aws_instances_type", "t3-small"),
+    ("aws_instances_count", -1),
+    ("aws_instances_count", "two"),
+    ("aws_alb_health_check_path", "health"),
+    ("aws_alb_health_check_timeout", 5),
+    ("aws_alb_health_check_matcher", "ok"),
+    ("fleet_environment", "Lab Env"),
+]
+
+
+@pytest.fixture
+def fresh(moto_url: str, client: Callable) -> dict:
+    reset_moto(moto_url, client)
+    return snapshot(client)
+
+
+@pytest.fixture(scope="module")
+def refused(moto_url: str, client: Callable, run: Callable[..., Run]) -> dict:
+    """Every case of CASES run against one fresh moto, four at a time (they only read from AWS)."""
+    reset_moto(moto_url, client)
+    before = snapshot(client)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(run, "playbooks/provision.yml", {**SAFE, name: value}) for name, value in CASES]
+        results = [future.result() for future in futures]
+    return {"before": before, "after": snapshot(client), "results": results}
+
+
+def _assert_refused(result: Run, variable: str, before: dict, after: dict) -> None:
+    assert result.rc != 0, f"provision.yml accepted a bad {variable}:\n{result.tail()}"
+    assert variable in result.output, f"the error does not name {variable}:\n{result.tail()}"
+    recap = result.recap().get("localhost", {})
+    assert recap.get("changed", 0) == 0, result.tail()
+    assert after == before, f"resources appeared although {variable} was bad"
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{v}={x!r}" for v, x in CASES])
+def test_bad_input_is_refused_before_any_change(index: int, refused: dict) -> None:
+    variable = CASES[index][0]
+    result = refused["results"][index]
+    _assert_refused(result, variable, refused["before"], refused["after"])
+
+
+def test_existing_subnets_in_one_zone_are_refused(fresh: dict, client: Callable, run: Callable[..., Run]) -> None:
+    """An existing VPC whose given subnets all sit in one availability zone."""
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.50.{i}.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        for i in range(4)
+    ]
+    before = snapshot(client)
+    result = run(
+        "playbooks/provision.yml",
+        {
+            **SAFE,
+            "aws_network_vpc_id": vpc,
+            "aws_network_public_subnet_ids": subnets[:2],
+            "aws_network_private_subnet_ids": subnets[2:],
+        },
+    )
+    _assert_refused(result, "aws_network_public_subnet_ids", before, snapshot(client))
+
+
+def test_unknown_ami_is_refused_before_any_instance(fresh: dict, client: Callable, run: Callable[..., Run]) -> None:
+    """The AMI is looked up (read-only) before the network is created."""
+    result = run("playbooks/provision.yml", {**SAFE, "aws_instances_ami_id": "ami-0123456789abcdef0"})
+    _assert_refused(result, "aws_instances_ami_id", fresh, snapshot(client))

@@ -1,0 +1,458 @@
+"""provision.yml / teardown.yml / the lab inventory / alb_target against moto, as one lifecycle.
+
+The tests of this module share one provisioned environment and run in file order:
+provision twice, inspect, inventory, alb_target, then teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aws_helpers import Run, cache_role_ready, reset_moto, snapshot
+
+ENV = "lab"
+TAGS = {"Project": "ec2-fleet", "Environment": ENV}
+PREFIX = "ec2-fleet-lab"
+HEALTH = {
+    "aws_alb_health_check_path": "/healthz",
+    "aws_alb_health_check_interval": 7,
+    "aws_alb_health_check_timeout": 3,
+    "aws_alb_healthy_threshold": 3,
+    "aws_alb_unhealthy_threshold": 4,
+    "aws_alb_health_check_matcher": "200-299",
+    "aws_alb_deregistration_delay": 4,
+    "aws_alb_slow_start": 45,
+}
+
+
+TEARDOWN = {
+    "teardown_confirm": ENV,
+    "provision_cache": cache_role_ready(),
+    "aws_instances_key_name": PREFIX,
+    "aws_cache_wait": False,
+}
+
+
+def _tag_filters(**extra: str) -> list[dict]:
+    tags = {**TAGS, **extra}
+    return [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+
+
+def _live_instances(ec2, filters: list[dict]) -> list[dict]:
+    filters = [*filters, {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    return [i for r in ec2.describe_instances(Filters=filters)["Reservations"] for i in r["Instances"]]
+
+
+@pytest.fixture(scope="module")
+def lab(moto_url: str, client: Callable, run: Callable[..., Run], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Resources the playbooks must leave alone, then provision.yml run twice."""
+    reset_moto(moto_url, client)
+    ec2 = client("ec2")
+    # Someone else's things: an untagged VPC with a security group, an untagged instance,
+    # an untagged key pair, and an instance of the same project in another environment.
+    foreign_vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
+    foreign_subnet = ec2.create_subnet(VpcId=foreign_vpc, CidrBlock="172.31.1.0/24")["Subnet"]["SubnetId"]
+    foreign_sg = ec2.create_security_group(GroupName="not-ours", Description="untagged", VpcId=foreign_vpc)["GroupId"]
+    ami = client("ssm").get_parameter(Name="/ec2-fleet/lab/ubuntu-ami-id")["Parameter"]["Value"]
+    untagged = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=foreign_subnet)["Instances"][0]
+    staging = ec2.run_instances(
+        ImageId=ami,
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=foreign_subnet,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": "Project", "Value": "ec2-fleet"},
+                    {"Key": "Environment", "Value": "staging"},
+                    {"Key": "Role", "Value": "web"},
+                    {"Key": "Name", "Value": "ec2-fleet-staging-web"},
+                ],
+            }
+        ],
+    )["Instances"][0]
+    ec2.create_key_pair(KeyName="not-ours")
+
+    keydir = tmp_path_factory.mktemp("key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keydir / "id")], check=True)
+    extra = {
+        "provision_cache": cache_role_ready(),
+        "aws_instances_wait_for_ssh": False,
+        "aws_instances_key_name": PREFIX,
+        "aws_instances_public_key_file": str(keydir / "id.pub"),
+        **HEALTH,
+    }
+    first = run("playbooks/provision.yml", extra)
+    assert first.rc == 0, first.tail()
+    second = run("playbooks/provision.yml", extra)
+    return {
+        "extra": extra,
+        "first": first,
+        "second": second,
+        "ami": ami,
+        "foreign": {
+            "vpc": foreign_vpc,
+            "subnet": foreign_subnet,
+            "sg": foreign_sg,
+            "instance": untagged["InstanceId"],
+            "staging": staging["InstanceId"],
+            "key": "not-ours",
+        },
+    }
+
+
+def _network(client: Callable) -> dict:
+    ec2 = client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=_tag_filters())["Vpcs"]
+    assert len(vpcs) == 1, vpcs
+    vpc = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    tiers: dict[str, list[dict]] = {"public": [], "private": []}
+    for subnet in subnets:
+        tier = {t["Key"]: t["Value"] for t in subnet.get("Tags", [])}.get("Tier")
+        tiers[tier].append(subnet)
+    groups = {
+        {t["Key"]: t["Value"] for t in g.get("Tags", [])}.get("Tier"): g
+        for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}, *_tag_filters()])[
+            "SecurityGroups"
+        ]
+    }
+    return {"vpc": vpc, "tiers": tiers, "groups": groups}
+
+
+def _rules(permissions: list[dict]) -> set[tuple]:
+    """Flatten IpPermissions into (protocol, from, to, source) tuples, one per source."""
+    flat = set()
+    for perm in permissions:
+        key = (perm["IpProtocol"], perm.get("FromPort"), perm.get("ToPort"))
+        flat.update((*key, r["CidrIp"]) for r in perm.get("IpRanges", []))
+        flat.update((*key, r["CidrIpv6"]) for r in perm.get("Ipv6Ranges", []))
+        flat.update((*key, p["GroupId"]) for p in perm.get("UserIdGroupPairs", []))
+        flat.update((*key, p["PrefixListId"]) for p in perm.get("PrefixListIds", []))
+    return flat
+
+
+def test_second_run_changes_nothing(lab: dict) -> None:
+    second = lab["second"]
+    assert second.rc == 0, second.tail()
+    recap = second.recap()["localhost"]
+    assert recap["changed"] == 0, second.tail(8000)
+    assert recap["failed"] == 0
+
+
+def test_network_spans_two_zones_per_tier(client: Callable) -> None:
+    net = _network(client)
+    for tier in ("public", "private"):
+        zones = {s["AvailabilityZone"] for s in net["tiers"][tier]}
+        assert len(zones) >= 2, (tier, zones)
+    assert all(s["MapPublicIpOnLaunch"] for s in net["tiers"]["public"])
+    assert not any(s["MapPublicIpOnLaunch"] for s in net["tiers"]["private"])
+    # Public subnets route to the internet gateway; private ones do not.
+    ec2 = client("ec2")
+    for tier, wants_igw in (("public", True), ("private", False)):
+        for subnet in net["tiers"][tier]:
+            tables = ec2.describe_route_tables(
+                Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}]
+            )["RouteTables"]
+            assert len(tables) == 1, subnet["SubnetId"]
+            igw_routes = [r for r in tables[0]["Routes"] if r.get("GatewayId", "").startswith("igw-")]
+            assert bool(igw_routes) is wants_igw, (tier, tables[0]["Routes"])
+
+
+def test_security_groups_are_least_privilege(client: Callable) -> None:
+    groups = _network(client)["groups"]
+    assert set(groups) == {"alb", "hosts", "cache"}
+    alb, hosts, cache = (groups[k]["GroupId"] for k in ("alb", "hosts", "cache"))
+    expected = {
+        "alb": (
+            {("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0")},
+            {("tcp", 8000, 8000, hosts)},
+        ),
+        "hosts": (
+            # App port only from the ALB group; SSH only from the lab's admin CIDR.
+            {("tcp", 8000, 8000, alb), ("tcp", 22, 22, "10.89.0.0/16")},
+            {
+                ("tcp", 6379, 6379, cache),
+                ("tcp", 80, 80, "0.0.0.0/0"),
+                ("tcp", 443, 443, "0.0.0.0/0"),
+                ("tcp", 5432, 5432, "0.0.0.0/0"),
+            },
+        ),
+        # Redis port only from the hosts group; nothing out (AWS's default allow-all is gone).
+        "cache": ({("tcp", 6379, 6379, hosts)}, set()),
+    }
+    for name, (ingress, egress) in expected.items():
+        group = groups[name]
+        assert _rules(group["IpPermissions"]) == ingress, name
+        assert _rules(group["IpPermissionsEgress"]) == egress, name
+
+
+def test_instances_are_hardened_and_spread(client: Callable, lab: dict) -> None:
+    ec2 = client("ec2")
+    net = _network(client)
+    instances = _live_instances(ec2, _tag_filters(Role="web"))
+    assert len(instances) == 2
+    private = {s["SubnetId"] for s in net["tiers"]["private"]}
+    assert {i["SubnetId"] for i in instances} == private, "one instance per private subnet"
+    for inst in instances:
+        tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
+        assert tags == {**TAGS, "Role": "web", "Name": f"{PREFIX}-web"}
+        assert inst["MetadataOptions"]["HttpTokens"] == "required"
+        assert inst["MetadataOptions"]["HttpEndpoint"] == "enabled"
+        assert inst["InstanceType"] == "t3.small"
+        assert inst["ImageId"] == lab["ami"]
+        assert inst["KeyName"] == PREFIX
+        assert [g["GroupId"] for g in inst["SecurityGroups"]] == [net["groups"]["hosts"]["GroupId"]]
+        assert "PublicIpAddress" not in inst
+        root = [m for m in inst["BlockDeviceMappings"] if m["DeviceName"] == inst["RootDeviceName"]]
+        assert len(root) == 1
+        volume = ec2.describe_volumes(VolumeIds=[root[0]["Ebs"]["VolumeId"]])["Volumes"][0]
+        assert volume["VolumeType"] == "gp3"
+        assert volume["Encrypted"] is True
+        assert volume["Size"] == 20
+    keys = ec2.describe_key_pairs(KeyNames=[PREFIX])["KeyPairs"]
+    assert {t["Key"]: t["Value"] for t in keys[0].get("Tags", [])}.items() >= TAGS.items()
+
+
+def test_target_group_and_load_balancer_match_inputs(client: Callable) -> None:
+    elb = client("elbv2")
+    net = _network(client)
+    tg = elb.describe_target_groups(Names=[f"{PREFIX}-tg"])["TargetGroups"][0]
+    assert tg["TargetType"] == "instance"
+    assert tg["Port"] == 8000
+    assert tg["VpcId"] == net["vpc"]
+    assert tg["HealthCheckPath"] == "/healthz"
+    assert tg["HealthCheckIntervalSeconds"] == 7
+    assert tg["HealthCheckTimeoutSeconds"] == 3
+    assert tg["HealthyThresholdCount"] == 3
+    assert tg["UnhealthyThresholdCount"] == 4
+    assert tg["Matcher"]["HttpCode"] == "200-299"
+    attrs = {
+        a["Key"]: a["Value"]
+        for a in elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]
+    }
+    assert attrs["deregistration_delay.timeout_seconds"] == "4"
+    assert attrs["slow_start.duration_seconds"] == "45"
+    # Provisioning registers nothing: registration belongs to alb_target.
+    assert elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"] == []
+
+    lb = elb.describe_load_balancers(Names=[PREFIX])["LoadBalancers"][0]
+    assert lb["Scheme"] == "internet-facing"
+    assert lb["SecurityGroups"] == [net["groups"]["alb"]["GroupId"]]
+    assert {z["SubnetId"] for z in lb["AvailabilityZones"]} == {s["SubnetId"] for s in net["tiers"]["public"]}
+    listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    # No certificate in the lab: one HTTP listener that forwards.
+    assert [(li["Protocol"], li["Port"]) for li in listeners] == [("HTTP", 80)]
+    action = listeners[0]["DefaultActions"][0]
+    assert (action["Type"], action["TargetGroupArn"]) == ("forward", tg["TargetGroupArn"])
+
+
+def test_cache_replication_group(client: Callable) -> None:
+    if not cache_role_ready():
+        pytest.skip("roles/aws_cache is not there yet (another engineer's role): replication group not provisioned")
+    net = _network(client)
+    elasticache = client("elasticache")
+    groups = elasticache.describe_replication_groups(ReplicationGroupId=PREFIX)["ReplicationGroups"]
+    assert len(groups) == 1
+    group = groups[0]
+    assert group["Status"] == "available"
+    assert group["TransitEncryptionEnabled"] is True
+    assert group["AuthTokenEnabled"] is True
+    assert group["NodeGroups"][0]["PrimaryEndpoint"]["Port"] == 6379
+    # The cache lives in the private subnets (moto keeps no member clusters, so the cache
+    # security group cannot be read back here; test_security_groups_are_least_privilege checks it).
+    subnet_group = elasticache.describe_cache_subnet_groups(CacheSubnetGroupName=f"{PREFIX}-cache")[
+        "CacheSubnetGroups"
+    ][0]
+    assert {s["SubnetIdentifier"] for s in subnet_group["Subnets"]} == {s["SubnetId"] for s in net["tiers"]["private"]}
+    tags = elasticache.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]
+    assert {t["Key"]: t["Value"] for t in tags}.items() >= TAGS.items()
+
+
+def test_inventory_lists_only_this_environment(client: Callable, run: Callable[..., Run], lab: dict) -> None:
+    ours = {i["InstanceId"]: i for i in _live_instances(client("ec2"), _tag_filters(Role="web"))}
+    graph = run("", None, "--graph", command="ansible-inventory")
+    assert graph.rc == 0, graph.tail()
+    listing = run("", None, "--list", command="ansible-inventory")
+    assert listing.rc == 0, listing.tail()
+    data, _ = json.JSONDecoder().raw_decode(listing.output[listing.output.index("{") :])
+    hostvars = data["_meta"]["hostvars"]
+    hosts = {name: _plain(hv) for name, hv in hostvars.items() if name != "localhost"}
+    assert {hv["instance_id"] for hv in hosts.values()} == set(ours)
+    for name, hv in hosts.items():
+        inst = ours[hv["instance_id"]]
+        assert name == f"{PREFIX}-web-{inst['InstanceId']}"
+        assert hv["ansible_host"] == inst["PrivateIpAddress"]
+        assert name in graph.output
+    names = set(hosts)
+    assert set(data["role_web"]["hosts"]) == names
+    assert set(data["env_lab"]["hosts"]) == names
+    zones = {f"az_{i['Placement']['AvailabilityZone'].replace('-', '_')}" for i in ours.values()}
+    assert len(zones) == 2
+    for zone in zones:
+        assert set(data[zone]["hosts"]) <= names and data[zone]["hosts"]
+    # The staging instance and the untagged one are not in the lab's inventory.
+    for foreign in (lab["foreign"]["staging"], lab["foreign"]["instance"]):
+        assert foreign not in graph.output
+    assert "env_staging" not in data
+
+
+def _plain(value: object) -> object:
+    """Unwrap ansible-inventory's tagged values ({"__ansible_unsafe": "i-..."})."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)).startswith("__ansible_"):
+            return _plain(next(iter(value.values())))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _target_play(tmp_path: Path, moto_url: str, state: str, instances: list[dict]) -> tuple[str, str]:
+    inventory = tmp_path / f"hosts-{state}.json"
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {
+                        i["InstanceId"]: {"instance_id": i["InstanceId"], "ansible_connection": "local"}
+                        for i in instances
+                    }
+                }
+            }
+        )
+    )
+    play = tmp_path / f"target-{state}.yml"
+    play.write_text(
+        json.dumps(
+            [
+                {
+                    "name": f"Target state {state}",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "module_defaults": {
+                        "group/aws": {
+                            "region": "us-east-1",
+                            "endpoint_url": moto_url,
+                            "access_key": "testing",
+                            "secret_key": "testing",
+                        }
+                    },
+                    "roles": [
+                        {
+                            "role": "alb_target",
+                            "alb_target_state": state,
+                            "alb_target_group_name": f"{PREFIX}-tg",
+                            "alb_target_wait_margin": 2,
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    return str(play), str(inventory)
+
+
+def test_alb_target_registers_and_drains(
+    client: Callable, run: Callable[..., Run], moto_url: str, tmp_path: Path, lab: dict
+) -> None:
+    elb = client("elbv2")
+    tg = elb.describe_target_groups(Names=[f"{PREFIX}-tg"])["TargetGroups"][0]["TargetGroupArn"]
+    instances = _live_instances(client("ec2"), _tag_filters(Role="web"))
+    ids = {i["InstanceId"] for i in instances}
+
+    def states() -> dict[str, str]:
+        found = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in found}
+
+    play, inventory = _target_play(tmp_path, moto_url, "registered", instances)
+    registered = run(play, None, inventory=inventory)
+    assert registered.rc == 0, registered.tail()
+    assert states() == dict.fromkeys(ids, "healthy")
+    again = run(play, None, inventory=inventory)
+    assert again.rc == 0 and all(c["changed"] == 0 for c in again.recap().values()), again.tail()
+
+    play, inventory = _target_play(tmp_path, moto_url, "drained", instances[:1])
+    drained = run(play, None, inventory=inventory)
+    assert drained.rc == 0, drained.tail()
+    remaining = {k: v for k, v in states().items() if v != "unused"}
+    assert remaining == {i: "healthy" for i in ids - {instances[0]["InstanceId"]}}
+
+
+def test_certificate_turns_on_https_and_keeps_targets(client: Callable, run: Callable[..., Run], lab: dict) -> None:
+    elb = client("elbv2")
+    tg = elb.describe_target_groups(Names=[f"{PREFIX}-tg"])["TargetGroups"][0]["TargetGroupArn"]
+
+    def registered() -> dict[str, str]:
+        found = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in found if d["TargetHealth"]["State"] != "unused"}
+
+    before = registered()
+    assert before, "test_alb_target_registers_and_drains leaves one target registered"
+    cert = client("acm").request_certificate(DomainName="lab.ec2-fleet.test")["CertificateArn"]
+    extra = {**lab["extra"], "aws_alb_certificate_arn": cert}
+    first = run("playbooks/provision.yml", extra, "--tags", "aws_alb")
+    assert first.rc == 0, first.tail()
+    second = run("playbooks/provision.yml", extra, "--tags", "aws_alb")
+    assert second.rc == 0 and second.recap()["localhost"]["changed"] == 0, second.tail(8000)
+
+    lb = elb.describe_load_balancers(Names=[PREFIX])["LoadBalancers"][0]["LoadBalancerArn"]
+    listeners = {li["Port"]: li for li in elb.describe_listeners(LoadBalancerArn=lb)["Listeners"]}
+    assert sorted(listeners) == [80, 443]
+    http = listeners[80]["DefaultActions"][0]
+    assert http["Type"] == "redirect"
+    assert http["RedirectConfig"]["Protocol"] == "HTTPS"
+    assert http["RedirectConfig"]["Port"] == "443"
+    assert http["RedirectConfig"]["StatusCode"] == "HTTP_301"
+    https = listeners[443]
+    assert https["Protocol"] == "HTTPS"
+    assert [c["CertificateArn"] for c in https["Certificates"]] == [cert]
+    assert (https["DefaultActions"][0]["Type"], https["DefaultActions"][0]["TargetGroupArn"]) == ("forward", tg)
+    # Re-provisioning never touches the registrations (they belong to alb_target).
+    assert registered() == before
+
+
+def test_teardown_refuses_without_confirmation(client: Callable, run: Callable[..., Run]) -> None:
+    before = snapshot(client)
+    for confirm in (None, "staging"):
+        refused = run("playbooks/teardown.yml", {"teardown_confirm": confirm} if confirm else None)
+        assert refused.rc != 0, refused.tail()
+        assert "teardown_confirm=lab" in refused.output
+    assert snapshot(client) == before
+
+
+def test_teardown_removes_only_this_environment(client: Callable, run: Callable[..., Run], lab: dict) -> None:
+    removed = run("playbooks/teardown.yml", TEARDOWN)
+    assert removed.rc == 0, removed.tail()
+    ec2 = client("ec2")
+    elb = client("elbv2")
+    tagged = _tag_filters()
+    assert _live_instances(ec2, tagged) == []
+    assert ec2.describe_vpcs(Filters=tagged)["Vpcs"] == []
+    assert ec2.describe_subnets(Filters=tagged)["Subnets"] == []
+    assert ec2.describe_security_groups(Filters=tagged)["SecurityGroups"] == []
+    assert ec2.describe_route_tables(Filters=tagged)["RouteTables"] == []
+    assert ec2.describe_internet_gateways(Filters=tagged)["InternetGateways"] == []
+    assert ec2.describe_key_pairs(Filters=tagged)["KeyPairs"] == []
+    assert elb.describe_load_balancers()["LoadBalancers"] == []
+    assert elb.describe_target_groups()["TargetGroups"] == []
+    if cache_role_ready():
+        # moto 5.2.5 never finishes deleting a replication group (it stays "deleting"), hence
+        # aws_cache_wait=false in TEARDOWN: the deletion must have been asked for.
+        left = client("elasticache").describe_replication_groups()["ReplicationGroups"]
+        assert [g["Status"] for g in left] in ([], ["deleting"]), left
+    # Untagged things and the other environment's instance are still there.
+    foreign = lab["foreign"]
+    assert ec2.describe_vpcs(VpcIds=[foreign["vpc"]])["Vpcs"]
+    assert ec2.describe_security_groups(GroupIds=[foreign["sg"]])["SecurityGroups"]
+    assert ec2.describe_key_pairs(KeyNames=[foreign["key"]])["KeyPairs"]
+    alive = {i["InstanceId"] for i in _live_instances(ec2, [])}
+    assert {foreign["instance"], foreign["staging"]} <= alive
+    # A second teardown finds nothing to do.
+    again = run("playbooks/teardown.yml", TEARDOWN)
+    assert again.rc == 0 and again.recap()["localhost"]["changed"] == 0, again.tail()
