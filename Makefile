@@ -20,7 +20,7 @@ export NO_COLOR := 1
 
 HOST_PACKAGES := podman runc debootstrap uidmap slirp4netns redis-server postgresql haproxy openssl nodejs
 
-.PHONY: help host-deps venv image lint test test-unit test-molecule clean
+.PHONY: help host-deps venv image lint test test-unit test-molecule clean lab lab-down lab-status
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -60,6 +60,19 @@ test-molecule: venv image ## Every molecule scenario, full sequence, MOLECULE_JO
 	tools/run-molecule.sh -j $(MOLECULE_JOBS) $(SCENARIOS)
 
 test: lint test-unit test-molecule ## Every test, from a fresh clone
+
+LAB := $(VENV)/bin/python lab/labctl.py
+lab: host-deps venv image ## The local AWS lab: moto, 3 hosts, Redis, PostgreSQL, HAProxy; provision + site; print the fleet
+	$(LAB) up
+	ansible-playbook -i inventories/lab playbooks/provision.yml
+	ansible-playbook -i inventories/lab playbooks/site.yml
+	$(LAB) status
+
+lab-down: ## Stop the lab and remove everything it started
+	$(LAB) down
+
+lab-status: ## The lab's fleet table and load balancer URL
+	$(LAB) status
 
 clean: ## Remove the venv and caches (not the test image)
 	rm -rf $(VENV) .cache
