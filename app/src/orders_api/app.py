@@ -248,6 +248,12 @@ class RequestContext:
                 headers = list(message.get("headers", []))
                 cache = dict(headers).get(b"x-cache")
                 headers.append((b"x-request-id", request_id.encode()))
+                # Which instance answered (once /version or a lookup has learnt it): behind a
+                # load balancer, operators and the fleet tests see where a request went.
+                services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+                known = services.identity.known if services is not None else None
+                if known is not None:
+                    headers.append((b"x-served-by", known.instance_id.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -291,6 +297,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         app.state.services = services
         await services.db.prepare()
+        # Learn the instance id in the background: X-Served-By carries it once known.
+        identity_lookup = asyncio.create_task(services.identity.get())
         log.info("worker started", extra={
             "version": settings.app_version,
             "database": settings.database_endpoint,
@@ -299,6 +307,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            identity_lookup.cancel()
             await services.db.close()
             await services.cache.close()
             log.info("worker stopped")

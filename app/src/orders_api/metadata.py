@@ -53,6 +53,11 @@ class InstanceIdentity:
         self._retry_at = 0.0
         self._lock = asyncio.Lock()
 
+    @property
+    def known(self) -> Identity | None:
+        """The identity found so far, without a lookup (None before the first one)."""
+        return self._cached
+
     async def get(self) -> Identity:
         if self._cached and (self._cached.source == "imds" or time.monotonic() < self._retry_at):
             return self._cached
