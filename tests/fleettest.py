@@ -24,7 +24,7 @@ class PlayResult:
         """PLAY RECAP counters per host, e.g. {'h': {'ok': 1, 'changed': 0, 'failed': 1}}."""
         recap: dict[str, dict[str, int]] = {}
         for line in self.output.split("PLAY RECAP", 1)[-1].splitlines():
-            match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+            match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line.strip())
             if match:
                 recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
         return recap
