@@ -1,0 +1,72 @@
+"""The fleet scenario: a whole lab from nothing, driven by the real playbooks and inventory."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fleettest import ROOT, PlayResult, run_playbook
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Fleet:
+    env: dict[str, str]
+    endpoints: dict
+    state_dir: Path
+    runs: dict[str, PlayResult] = field(default_factory=dict)
+
+    def play(self, name: str, *args: str, extra: dict | None = None) -> PlayResult:
+        # Its own artifact cache: a release is built once per version, so a developer's cached
+        # build of the same version must not stand in for the code under test.
+        extra = {"app_artifact_cache_dir": str(self.state_dir / "artifacts"), **(extra or {})}
+        return run_playbook(ROOT / "playbooks" / f"{name}.yml", "inventories/lab", extra, *args,
+                            env=self.env, timeout=1500)
+
+    def labctl(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "lab" / "labctl.py"), *args], cwd=ROOT,
+                              env=self.env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """A lab of its own (name, ports, state dir), torn down at the end, also on failure.
+
+    It uses inventories/lab unchanged: only AWS_URL and the lab's state dir differ, as for a user.
+    The lab's VPC CIDR comes from that inventory, so no other lab may run at the same time.
+    """
+    state_dir = tmp_path_factory.mktemp("fleet-lab")
+    moto_port = _free_port()
+    env = {
+        **os.environ,
+        "EC2_FLEET_LAB_NAME": f"fleet-{uuid.uuid4().hex[:6]}",
+        "EC2_FLEET_LAB_STATE_DIR": str(state_dir),
+        "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
+        "EC2_FLEET_LAB_LB_PORT": str(_free_port()),
+        "AWS_URL": f"http://127.0.0.1:{moto_port}",
+        # A private inventory cache: never the developer's, never stale across runs.
+        "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(state_dir / "inventory-cache"),
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir / "facts"),
+    }
+    fleet = Fleet(env, {}, state_dir)
+    up = fleet.labctl("up", "--json")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        fleet.endpoints = json.loads(up.stdout)
+        yield fleet
+    finally:
+        down = fleet.labctl("down")
+        print(f"\nlab down: rc={down.returncode}; log in {state_dir / 'controller.log'}")
