@@ -3,7 +3,7 @@
 import subprocess
 
 import pytest
-from conftest import assert_rejected
+from fleettest import assert_rejected
 
 GOOD = {"app_version": "1.0.0"}
 SECRET = "s3cr3t-pw-never-shown"
