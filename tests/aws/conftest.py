@@ -58,6 +58,19 @@ def client(moto_url: str) -> Callable:
     return _client
 
 
+# The inputs these tests assert on, pinned here so that they do not follow the lab's env.yml
+# (which is tuned for the lab controller: its own VPC CIDR, 3 hosts, a key pair file it makes).
+PINNED_INPUTS: dict = {
+    "aws_network_vpc_cidr": "10.89.0.0/16",
+    "aws_network_public_subnet_cidrs": ["10.89.0.0/24", "10.89.1.0/24"],
+    "aws_network_private_subnet_cidrs": ["10.89.10.0/24", "10.89.11.0/24"],
+    "aws_network_ssh_cidrs": ["10.89.0.0/16"],
+    "aws_instances_count": 2,
+    "aws_instances_key_name": "",
+    "aws_instances_public_key_file": "",
+}
+
+
 @pytest.fixture(scope="session")
 def run(aws_env: dict[str, str]) -> Callable[..., Run]:
     """Run ansible-playbook (or another ansible command) from the repo root against moto."""
@@ -71,7 +84,9 @@ def run(aws_env: dict[str, str]) -> Callable[..., Run]:
         timeout: int = 300,
     ) -> Run:
         cmd = [command, "-i", inventory, *([playbook] if playbook else []), *args]
-        if extra_vars:
+        if command == "ansible-playbook":
+            cmd += ["-e", json.dumps({**PINNED_INPUTS, **(extra_vars or {})})]
+        elif extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
         proc = subprocess.run(
             cmd,
