@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("EC2_FLEET_TEST_IMAGE", "localhost/ec2-fleet-host:bookworm")
@@ -23,11 +28,35 @@ class PlayResult:
     def recap(self) -> dict[str, dict[str, int]]:
         """PLAY RECAP counters per host, e.g. {'h': {'ok': 1, 'changed': 0, 'failed': 1}}."""
         recap: dict[str, dict[str, int]] = {}
-        for line in self.output.split("PLAY RECAP", 1)[-1].splitlines():
+        # The "host : ok=N changed=N ..." lines after the last PLAY RECAP (profile_tasks follows them).
+        for line in self.output.rsplit("PLAY RECAP", 1)[-1].splitlines()[1:]:
             match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line.strip())
-            if match:
-                recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+            if not match:
+                break
+            recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
         return recap
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.output[-chars:]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto on a free port of 127.0.0.1 for the length of the block; yields its URL."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 def run_playbook(

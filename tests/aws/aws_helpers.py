@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from fleettest import PlayResult
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -17,31 +15,8 @@ CANONICAL = "099720109477"
 AMI_PARAMETER = "/ec2-fleet/lab/ubuntu-ami-id"
 
 
-@dataclass
-class Run:
-    rc: int
-    output: str
-
-    def recap(self) -> dict[str, dict[str, int]]:
-        """PLAY RECAP counters per host, e.g. {'localhost': {'ok': 3, 'changed': 0, ...}}."""
-        counters: dict[str, dict[str, int]] = {}
-        # The recap is the block of "host : ok=N changed=N ..." lines after the last PLAY RECAP.
-        for line in self.output.rsplit("PLAY RECAP", 1)[-1].splitlines()[1:]:
-            match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line.strip())
-            if not match:
-                break
-            if match:
-                counters[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-        return counters
-
-    def tail(self, chars: int = 4000) -> str:
-        return self.output[-chars:]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# One ansible run: rc, output, recap(), tail().
+Run = PlayResult
 
 
 def reset_moto(moto_url: str, client: Callable) -> str:

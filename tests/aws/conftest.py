@@ -9,20 +9,15 @@ from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
-from aws_helpers import REGION, ROOT, Run, free_port
-from moto.server import ThreadedMotoServer
+from aws_helpers import REGION, ROOT, Run
+from fleettest import moto_server
 
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """A moto server on a free port of 127.0.0.1 for the whole session."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

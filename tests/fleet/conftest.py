@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -13,13 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from fleettest import ROOT, PlayResult, run_playbook
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from fleettest import ROOT, PlayResult, free_port, run_playbook
 
 
 @dataclass
@@ -49,13 +42,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     The lab's VPC CIDR comes from that inventory, so no other lab may run at the same time.
     """
     state_dir = tmp_path_factory.mktemp("fleet-lab")
-    moto_port = _free_port()
+    moto_port = free_port()
     env = {
         **os.environ,
         "EC2_FLEET_LAB_NAME": f"fleet-{uuid.uuid4().hex[:6]}",
         "EC2_FLEET_LAB_STATE_DIR": str(state_dir),
         "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
-        "EC2_FLEET_LAB_LB_PORT": str(_free_port()),
+        "EC2_FLEET_LAB_LB_PORT": str(free_port()),
         "AWS_URL": f"http://127.0.0.1:{moto_port}",
         # A private inventory cache: never the developer's, never stale across runs.
         "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(state_dir / "inventory-cache"),

@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
-from fleettest import ROOT
-from lab_helpers import LAB_TAGS, Lab, free_port, free_vpc_cidr
+from fleettest import ROOT, free_port
+from lab_helpers import LAB_TAGS, Lab, free_vpc_cidr
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,6 @@ import boto3
 from fleettest import ROOT
 
 LABCTL = ROOT / "lab" / "labctl.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def free_vpc_cidr() -> str:
