@@ -38,8 +38,8 @@ class Fleet:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """A lab of its own (name, ports, state dir), torn down at the end, also on failure.
 
-    It uses inventories/lab unchanged: only AWS_URL and the lab's state dir differ, as for a user.
-    The lab's VPC CIDR comes from that inventory, so no other lab may run at the same time.
+    It uses inventories/lab unchanged: only AWS_URL, the lab's state dir and its network
+    (EC2_FLEET_LAB_NET, so a developer's lab on the default 10.213 can keep running) differ.
     """
     state_dir = tmp_path_factory.mktemp("fleet-lab")
     moto_port = free_port()
@@ -49,6 +49,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         "EC2_FLEET_LAB_STATE_DIR": str(state_dir),
         "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
         "EC2_FLEET_LAB_LB_PORT": str(free_port()),
+        "EC2_FLEET_LAB_NET": os.environ.get("EC2_FLEET_TEST_LAB_NET", "10.231"),
         "AWS_URL": f"http://127.0.0.1:{moto_port}",
         # A private inventory cache: never the developer's, never stale across runs.
         "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(state_dir / "inventory-cache"),
