@@ -64,3 +64,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     finally:
         down = fleet.labctl("down")
         print(f"\nlab down: rc={down.returncode}; log in {state_dir / 'controller.log'}")
+
+
+@pytest.fixture(scope="session")
+def converged(fleet: Fleet) -> Fleet:
+    """The lab provisioned (provision.yml) and configured (site.yml) once, for every test that needs hosts."""
+    for name in ("provision", "site"):
+        if name not in fleet.runs:
+            result = fleet.play(name)
+            fleet.runs[name] = result
+            assert result.rc == 0, f"{name}.yml failed:\n{result.output[-4000:]}"
+    return fleet
