@@ -20,8 +20,9 @@ def test_scale_out_to_five_configures_only_the_new_hosts(converged):
     recap = site.recap()
     old = {h: c["changed"] for h, c in recap.items() if any(h.endswith(i) for i in before)}
     new = {h: c["changed"] for h, c in recap.items() if h != "localhost" and h not in old}
-    assert len(old) == 3 and set(old.values()) == {0}, recap
-    assert len(new) == 2 and all(v > 0 for v in new.values()), recap
+    # Earlier files may have replaced a host (test_30 terminates the one it killed).
+    assert len(old) == len(before) >= 2 and set(old.values()) == {0}, recap
+    assert len(new) == 5 - len(before) and all(v > 0 for v in new.values()), recap
     deadline = time.monotonic() + 60
     seen: set[str] = set()
     while time.monotonic() < deadline and len(seen) < 5:

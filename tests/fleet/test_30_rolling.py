@@ -1,0 +1,240 @@
+"""Rolling updates and rollbacks in the lab under a steady load through the load balancer.
+
+Each test runs a playbook while tools/loadgen.py sends at least 30 requests/s to the lab's load
+balancer and polls the target group's health; its JSON report and PNG timeline are kept in
+.cache/test-reports/rolling/. The tests build on each other (one lab, in file order):
+1.0.0 -> 2.0.0, a broken 3.0.0 stopped at the first host, a canary then rollback_all, a
+rollback to 1.0.0, the deploy lock, and last a host lost in the middle of an update.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from fleettest import ROOT, PlayResult
+from loadgen import LoadGen  # tools/ is on pytest's pythonpath
+
+pytestmark = pytest.mark.fleet
+
+REPORTS = ROOT / ".cache" / "test-reports" / "rolling"
+RATE = 30
+STATUS_LINE = re.compile(r'^\s*"(\S+): (updated|failed|reverted|revert failed|not updated|lost|unchanged) ', re.M)
+
+
+def aws(fleet, service: str):
+    return boto3.client(service, endpoint_url=fleet.env["AWS_URL"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def target_group_arn(fleet) -> str:
+    return aws(fleet, "elbv2").describe_target_groups(Names=["ec2-fleet-lab-tg"])["TargetGroups"][0]["TargetGroupArn"]
+
+
+def play_under_load(fleet, name: str, playbook: str, extra: dict | None = None) -> tuple[PlayResult, dict]:
+    """Run a playbook while the load runs; keep the report and the timeline under REPORTS/name.*."""
+    extra = {"rolling_audit_dir": str(fleet.state_dir / "audit"), **(extra or {})}
+    with LoadGen(fleet.endpoints["lb_url"] + "/version", rate=RATE, timeout=5,
+                 target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"], max_seconds=1200) as load:
+        time.sleep(2)  # a steady state before the play starts
+        result = fleet.play(playbook, extra=extra)
+        time.sleep(2)
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    load.write(REPORTS / f"{name}.json", REPORTS / f"{name}.png")
+    return result, load.report
+
+
+def statuses(result: PlayResult) -> dict[str, str]:
+    """host -> its status in the run's summary, in plan order."""
+    summary = result.output[result.output.rindex("TASK [Report the run]"):]
+    return dict(STATUS_LINE.findall(summary))
+
+
+def assert_no_failed_requests(report: dict) -> None:
+    assert report["requests"] >= RATE * report["duration_s"] * 0.9, report["achieved_rate"]
+    assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
+
+
+def assert_fleet_on(fleet, version: str) -> None:
+    verify = fleet.play("verify", extra={"app_version": version})
+    assert verify.rc == 0, verify.tail()
+    assert f"3 host(s) on {version}, ready, healthy in the target group" in verify.output
+
+
+def test_rolling_update_one_host_at_a_time_drops_no_request(converged):
+    fleet = converged
+    result, report = play_under_load(fleet, "1-update-1.0.0-to-2.0.0", "rolling_update", {"app_version": "2.0.0"})
+    assert result.rc == 0, result.tail()
+    assert set(statuses(result).values()) == {"updated"} and len(statuses(result)) == 3, statuses(result)
+    assert_no_failed_requests(report)
+    # At no moment was more than one host out of the load balancer.
+    assert report["max_targets_out_of_service"] == 1, report["target_health"][-3:]
+    # Every instance answered 2.0.0 by the end.
+    assert {i for i, releases in report["answered_by"].items() if "2.0.0" in releases} == \
+        {i for i in report["answered_by"]} and len(report["answered_by"]) == 3
+    assert_fleet_on(fleet, "2.0.0")
+    # The audit record: who, from which version to which, per-host timings; verify.yml shows the run.
+    record_path = Path(re.search(r"record (\S+\.json)\)", result.output).group(1))
+    record = json.loads(record_path.read_text())
+    assert record["result"] == "succeeded" and record["version"] == "2.0.0" and record["who"]
+    assert {h["from"] for h in record["hosts"]} == {"1.0.0"} and {h["to"] for h in record["hosts"]} == {"2.0.0"}
+    assert all(h["timings"]["forward"]["total_s"] > 0 for h in record["hosts"])
+    verify = fleet.play("verify", extra={"app_version": "2.0.0"})
+    assert f"Last rolling run: {record['run_id']} deploy 2.0.0" in verify.output
+
+
+def test_a_broken_release_stops_at_the_first_host_which_goes_back(converged):
+    fleet = converged
+    result, report = play_under_load(fleet, "2-broken-3.0.0-stops", "rolling_update", {
+        "app_version": "3.0.0", "app_release_env": {"APP_FORCE_UNREADY": "1"}, "app_activation_timeout": 20})
+    assert result.rc != 0
+    first, *others = statuses(result).items()
+    assert first[1] == "failed" and [s for _, s in others] == ["not updated", "not updated"], statuses(result)
+    # One clear summary: which host, which check, what it logged, and where it is now.
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert f"{first[0]}: failed 2.0.0 -> 3.0.0 at deploy 3.0.0" in failure
+    assert "failed the readiness check GET /ready" in failure and "HTTP 503" in failure
+    assert "Back on 2.0.0 and healthy in the target group." in failure
+    # The other hosts were never touched.
+    recap = result.recap()
+    assert [recap[host]["changed"] for host, _ in others] == [0, 0], recap
+    assert_no_failed_requests(report)
+    assert report["max_targets_out_of_service"] == 1
+    assert_fleet_on(fleet, "2.0.0")
+
+
+def test_rollback_all_takes_back_the_canary_when_the_second_batch_fails(converged):
+    fleet = converged
+    # 3.0.0 is broken on the last host only (its readiness fails there): the canary (first host)
+    # passes, the second batch (the other two) fails on one of them.
+    result, report = play_under_load(fleet, "3-canary-then-rollback-all", "rolling_update", {
+        "app_version": "3.0.0", "rolling_batch": [1, 2], "rolling_min_healthy_percent": 33,
+        "rolling_on_failure": "rollback_all", "app_activation_timeout": 20,
+        "app_release_env": {
+            "APP_FORCE_UNREADY": "{{ '1' if inventory_hostname == ansible_play_hosts_all[-1] else '0' }}"},
+    })
+    assert result.rc != 0
+    assert list(statuses(result).values()) == ["reverted", "reverted", "failed"], statuses(result)
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert "Back on 2.0.0 and healthy in the target group." in failure
+    assert_no_failed_requests(report)
+    assert report["max_targets_out_of_service"] <= 2
+    answered = {release for releases in report["answered_by"].values() for release in releases}
+    assert answered == {"2.0.0", "3.0.0"}, report["answered_by"]  # the canary really served 3.0.0
+    assert_fleet_on(fleet, "2.0.0")
+
+
+def test_rollback_playbook_takes_the_fleet_back_to_a_named_release(converged):
+    fleet = converged
+    result, report = play_under_load(fleet, "4-rollback-to-1.0.0", "rollback", {"rollback_to": "1.0.0"})
+    assert result.rc == 0, result.tail()
+    assert list(statuses(result).values()) == ["updated"] * 3, statuses(result)
+    assert "Rollback 1.0.0 on 3 host(s): SUCCEEDED" in result.output
+    assert_no_failed_requests(report)
+    assert report["max_targets_out_of_service"] == 1
+    assert_fleet_on(fleet, "1.0.0")
+
+
+def test_a_second_run_refuses_while_the_first_holds_the_lock(converged):
+    fleet = converged
+    lock = "/ec2-fleet/lab/deploy/lock"
+    ssm = aws(fleet, "ssm")
+    extra = {"rolling_audit_dir": str(fleet.state_dir / "audit"), "app_version": "2.0.0"}
+    first = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventories/lab",
+         "playbooks/rolling_update.yml",
+         "-e", json.dumps({**extra, "app_artifact_cache_dir": str(fleet.state_dir / "artifacts")})],
+        cwd=ROOT, env=fleet.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                holder = json.loads(ssm.get_parameter(Name=lock)["Parameter"]["Value"])
+                break
+            except ssm.exceptions.ParameterNotFound:
+                assert first.poll() is None, first.communicate()[0][-3000:]
+                time.sleep(0.5)
+        else:
+            pytest.fail("the first run never took the lock")
+        second = fleet.play("rolling_update", extra=extra)
+        assert second.rc != 0
+        assert "holds the deploy lock /ec2-fleet/lab/deploy/lock" in second.output
+        assert holder["run_id"] in second.output and f"since {holder['since']}" in second.output
+        assert "Roll the release through the fleet" not in second.output  # nothing was touched
+        output, _ = first.communicate(timeout=900)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, output[-4000:]
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name=lock)  # released at the end
+    assert_fleet_on(fleet, "2.0.0")
+
+    # A lock left by a run that died is refused, then broken on purpose.
+    stale = {"run_id": "20200101T000000Z-dead00", "who": "ops@old-box", "since": "2020-01-01T00:00:00Z",
+             "action": "deploy", "version": "9.9.9"}
+    ssm.put_parameter(Name=lock, Value=json.dumps(stale), Type="String")
+    refused = fleet.play("rolling_update", extra=extra)
+    assert refused.rc != 0 and "ops@old-box since 2020-01-01T00:00:00Z" in refused.output
+    broken = fleet.play("rolling_update", extra={**extra, "rolling_break_lock": True})
+    assert broken.rc == 0, broken.tail()
+    assert "Broke the deploy lock of run 20200101T000000Z-dead00" in broken.output
+    assert list(statuses(broken).values()) == ["unchanged"] * 3  # already on 2.0.0: nothing to do
+
+
+def plan_order(fleet) -> list[str]:
+    """The app hosts in the inventory's order: the order of the rolling plan."""
+    inventory = str(Path(sys.executable).parent / "ansible-inventory")
+    listing = subprocess.run([inventory, "-i", "inventories/lab", "--list"],
+                             cwd=ROOT, env=fleet.env, capture_output=True, text=True, timeout=120)
+    return json.loads(listing.stdout)["role_web"]["hosts"]
+
+
+def test_a_host_lost_mid_update_is_reported_and_the_run_stops(converged):
+    fleet = converged
+    hosts = plan_order(fleet)
+    instance = {h: "i-" + h.rsplit("-i-", 1)[1] for h in hosts}  # ec2-fleet-lab-web-i-0abc -> i-0abc
+    first, victim, last = hosts
+    elbv2, arn = aws(fleet, "elbv2"), target_group_arn(fleet)
+    killed: dict[str, float] = {}
+
+    def kill_when_the_first_host_is_out() -> None:
+        """While the first host is out of the load balancer, kill the next host's container."""
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            states = {d["Target"]["Id"]: d["TargetHealth"]["State"]
+                      for d in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]}
+            if states.get(instance[first]) != "healthy":
+                done = fleet.labctl("fault", "instance-kill", instance[victim])
+                killed["at"] = time.monotonic()
+                killed["rc"] = done.returncode
+                return
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=kill_when_the_first_host_is_out, daemon=True)
+    watcher.start()
+    try:
+        result, report = play_under_load(fleet, "6-host-lost-mid-update", "rolling_update", {"app_version": "3.0.0"})
+    finally:
+        watcher.join(timeout=5)
+    assert killed.get("rc") == 0, "the victim was not killed"
+    assert result.rc != 0
+    assert statuses(result) == {first: "updated", victim: "lost", last: "not updated"}, statuses(result)
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert f"{victim}: lost" in failure and "unreachable during" in failure
+    # The load balancer's own health checks took the dead target out.
+    victim_states = {s["states"].get(instance[victim]) for s in report["target_health"]}
+    assert "unhealthy" in victim_states, victim_states
+    # Only the requests in flight at the kill (and until the health checks caught it) failed.
+    print(f"\nlost host: {report['failed']} failed of {report['requests']} requests: {report['failures_by_kind']}")
+    assert report["failed"] <= RATE * 15, report["failures_by_kind"]
+    # The lab goes back to three healthy hosts for the tests after this file: the dead instance is replaced.
+    aws(fleet, "ec2").terminate_instances(InstanceIds=[instance[victim]])
