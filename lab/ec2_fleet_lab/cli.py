@@ -1,4 +1,4 @@
-"""labctl.py up | down | status | run  (options override the EC2_FLEET_LAB_* variables)."""
+"""labctl.py up | down | status | run | fault ACTION  (options override the EC2_FLEET_LAB_* variables)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ec2_fleet_lab import config as lab_config
-from ec2_fleet_lab import state
+from ec2_fleet_lab import faults, state
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MARK = "ec2_fleet_lab"  # in the controller's command line
@@ -20,18 +20,25 @@ MARK = "ec2_fleet_lab"  # in the controller's command line
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labctl.py", description="The local AWS lab (see lab/README.md).")
-    parser.add_argument("command", choices=["up", "down", "status", "run"])
+    parser.add_argument("command", choices=["up", "down", "status", "run", "fault"])
+    parser.add_argument(
+        "action", nargs="?", choices=faults.ACTIONS,
+        help="fault: stop/start Redis or PostgreSQL, or fail Redis over to a new primary at a new address",
+    )
     parser.add_argument("--name", help="prefix/label of containers and networks (EC2_FLEET_LAB_NAME)")
     parser.add_argument("--state-dir", help="pid file, logs, keys, CA, HAProxy config (EC2_FLEET_LAB_STATE_DIR)")
     parser.add_argument("--moto-port", type=int, help="port of the AWS API on 127.0.0.1 (EC2_FLEET_LAB_MOTO_PORT)")
     parser.add_argument("--lb-port", type=int, help="port of the load balancer on 127.0.0.1 (EC2_FLEET_LAB_LB_PORT)")
-    parser.add_argument("--timeout", type=float, default=900, help="up: seconds to wait until ready")
+    parser.add_argument("--timeout", type=float, help="up: seconds to wait until ready (900); fault: until done (120)")
     parser.add_argument("--json", action="store_true", help="up/status: print JSON")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.command == "fault") != (args.action is not None):
+        parser.error("an ACTION goes with `fault` only, and `fault` needs one: " + ", ".join(faults.ACTIONS))
     try:
         config = lab_config.load(
             {"name": args.name, "state_dir": args.state_dir, "moto_port": args.moto_port, "lb_port": args.lb_port}
@@ -39,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"labctl: {exc}", file=sys.stderr)
         return 2
-    return {"up": up, "down": down, "status": status, "run": run}[args.command](config, args)
+    return {"up": up, "down": down, "status": status, "run": run, "fault": fault}[args.command](config, args)
 
 
 def run(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
@@ -80,7 +87,7 @@ def up(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
                 cwd=str(PACKAGE_ROOT),
             )
         pid = proc.pid
-        deadline = time.monotonic() + args.timeout
+        deadline = time.monotonic() + (args.timeout or 900)
         while _endpoints(paths, pid) is None:
             if proc.poll() is not None or time.monotonic() > deadline:
                 if proc.poll() is None:
@@ -143,6 +150,37 @@ def status(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(f"{cell:<{widths[n]}}" for n, cell in enumerate(r[:4])) + "  " + r[4])
     print(f"Database: {data['db']['alias']}:5432 ({data['db']['state']}); URL in SSM {config.ssm_prefix}/database_url")
+    wanted = data.get("faults") or {}
+    held = [what for what, key in (("Redis stopped", "redis_stopped"), ("database stopped", "db_stopped"))
+            if wanted.get(key)]
+    if held or wanted.get("redis_generation"):
+        print(f"Faults (labctl.py fault): {', '.join(held) or 'none held'}; "
+              f"Redis failovers: {wanted.get('redis_generation', 0)}")
     for what, error in data.get("errors", {}).items():
         print(f"ERROR {what}: {error}")
+    return 0
+
+
+def fault(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
+    """Ask the controller for a fault (or its end) and wait until it took effect."""
+    paths = state.Paths(config.state_dir)
+    pid = state.read_pid(paths.pid, MARK)
+    if pid is None or _endpoints(paths, pid) is None:
+        print("labctl: lab is not running (labctl.py up starts it)", file=sys.stderr)
+        return 3
+    wanted = faults.change(faults.read(config.state_dir), args.action)
+    faults.write(config.state_dir, wanted)
+
+    def read_status() -> dict | None:
+        try:
+            return json.loads(paths.status.read_text())
+        except (OSError, ValueError):
+            return None
+
+    started = time.monotonic()
+    done, message = faults.wait(read_status, args.action, wanted, args.timeout or 120)
+    if not done:
+        print(f"labctl: {message}", file=sys.stderr)
+        return 1
+    print(f"{message} ({time.monotonic() - started:.1f} s)")
     return 0

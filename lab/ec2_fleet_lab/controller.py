@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +158,16 @@ class Controller:
         for gid, info in sorted(self.fleet.redis.items()):
             c = containers.get(info["container"])
             redis.append({"group": gid, **info, "state": c.state if c else "absent"})
-        db = containers.get(f"{self.config.name}-db")
+        db_name = f"{self.config.name}-db"
+        db = containers.get(db_name)
+        db_ips = sorted(ip for (_, name), ip in self.fleet.service_ips.items() if name == db_name)
         return {
             "lb_url": self.config.lb_url,
             "aws_url": self.config.moto_url,
             "instances": instances,
             "redis": redis,
-            "db": {"alias": self.config.db_alias, "state": db.state if db else "absent"},
+            "db": {"alias": self.config.db_alias, "state": db.state if db else "absent", "ips": db_ips},
+            "faults": asdict(self.fleet.faults),
             "errors": dict(self.fleet.errors),
             "updated": time.time(),
         }

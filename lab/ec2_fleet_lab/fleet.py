@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ec2_fleet_lab import keys, moto_lab, podman
+from ec2_fleet_lab import faults, keys, moto_lab, podman
 from ec2_fleet_lab.config import LABEL, LabConfig
 from ec2_fleet_lab.imds import BridgeImds
 
@@ -81,6 +81,7 @@ class Fleet:
     meta_by_ip: dict[str, dict[str, str]] = field(default_factory=dict)
     redis: dict[str, dict[str, Any]] = field(default_factory=dict)  # group id -> what status shows
     errors: dict[str, str] = field(default_factory=dict)
+    faults: faults.Faults = field(default_factory=faults.Faults)  # `labctl.py fault`: wanted on purpose
     _warned: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -152,6 +153,7 @@ class Fleet:
 
     # --- reconcile ---------------------------------------------------------------------------------
     def reconcile(self) -> None:
+        self.faults = faults.read(self.config.state_dir)
         instances = self.lab_instances()
         cidrs = self.vpc_cidrs()
         default_vpc = instances[0].vpc_id if len({i.vpc_id for i in instances}) == 1 else None
@@ -288,6 +290,13 @@ class Fleet:
             self.service_ips[key] = str(candidate)
         return self.service_ips[key]
 
+    @staticmethod
+    def _service_mac(ip: str) -> str:
+        """A fixed MAC per service address, as an ENI keeps its MAC: a service restarted at the same
+        address must not leave the hosts' ARP caches pointing at a MAC that no longer exists
+        (they would wait about 8 s in DELAY/PROBE before they reach it again)."""
+        return "0a:58:" + ":".join(f"{int(octet):02x}" for octet in ip.split("."))
+
     # --- instances ---------------------------------------------------------------------------------
     def _create_instance(self, inst: Instance) -> None:
         network = self.networks[inst.vpc_id]
@@ -335,7 +344,9 @@ class Fleet:
     def _ensure_redis(self, group: CacheGroup, existing: podman.Container | None) -> None:
         assert group.vpc_id is not None
         cname = f"{self.lab}-redis-{group.id}"
-        ip = self._service_ip(group.vpc_id, cname)
+        generation = self.faults.redis_generation
+        # A failover (labctl fault redis-failover) puts the new primary at a new address.
+        ip = self._service_ip(group.vpc_id, cname if not generation else f"{cname}#{generation}")
         directory = self.config.state_dir / "redis" / group.id
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         names = [n for n in (group.primary, group.reader) if n]
@@ -354,14 +365,23 @@ class Fleet:
         if group.token:
             lines.append(f"requirepass {group.token}")
         conf = "\n".join(lines) + "\n"
-        fingerprint = hashlib.sha256(f"{conf}{names}{ip}{group.vpc_id}".encode()).hexdigest()[:16]
+        fingerprint = hashlib.sha256(f"{conf}{names}{ip}{group.vpc_id}{generation}".encode()).hexdigest()[:16]
         self.redis[group.id] = {
             "endpoint": f"{'rediss' if group.tls else 'redis'}://{group.primary}:{group.port}",
             "ip": ip,
+            "port": group.port,
             "container": cname,
             "tls": group.tls,
             "auth": bool(group.token),
+            "generation": generation,
         }
+        if self.faults.redis_stopped:  # labctl fault redis-stop: stopped, and left stopped
+            if existing and existing.state == "running":
+                # The image's stop signal is systemd's (SIGRTMIN+3), which redis-server ignores.
+                podman.podman("kill", "--signal", "TERM", cname, check=False)
+                podman.podman("stop", "-t", "5", cname)
+                log.info("Fault: Redis for %s stopped", group.id)
+            return
         if existing and existing.state == "running" and existing.labels.get(f"{LABEL}.fingerprint") == fingerprint:
             return
         if existing:
@@ -391,6 +411,8 @@ class Fleet:
             self.networks[group.vpc_id].name,
             "--ip",
             ip,
+            "--mac-address",
+            self._service_mac(ip),
             *aliases,
             "-v",
             f"{directory}:/lab:ro",
@@ -404,6 +426,16 @@ class Fleet:
     def _ensure_db(self) -> None:
         cname = f"{self.lab}-db"
         c = podman.containers(self.lab).get(cname)
+        if self.faults.db_stopped:  # labctl fault db-stop: stopped (data kept), and left stopped
+            if c is not None and c.state == "running":
+                self._stop_db(cname)
+            return
+        if c is not None and c.state != "running":
+            # A stopped database keeps its data: start it again; a fresh one only if that fails.
+            podman.podman("start", cname, check=False)
+            c = podman.containers(self.lab).get(cname)
+            if c is not None and c.state == "running":
+                log.info("Database %s started again", cname)
         if c is not None and c.state != "running":
             podman.remove_container(cname)
             self.db_networks.clear()
@@ -420,6 +452,16 @@ class Fleet:
             self.db_networks.add(vpc)
             log.info("Database %s on %s at %s (%s)", cname, network.name, ip, self.config.db_alias)
 
+    def _stop_db(self, cname: str) -> None:
+        """A clean, fast shutdown (sessions ended, everything committed kept), then the container exits."""
+        script = (
+            'BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1); '
+            'su postgres -s /bin/sh -c "$BIN/pg_ctl -D /var/lib/postgresql/lab -m fast -w -t 20 stop"'
+        )
+        podman.podman("exec", cname, "sh", "-c", script, check=False, timeout=60)
+        podman.podman("stop", "-t", "10", cname, check=False, timeout=60)
+        log.info("Fault: database %s stopped", cname)
+
     def _start_db(self, cname: str, network: str, ip: str) -> None:
         c = self.config
         directory = c.state_dir / "db"
@@ -429,10 +471,12 @@ class Fleet:
         pw = shlex.quote(self.db_password)
         (directory / "start.sh").write_text(
             f"""#!/bin/sh
-# Generated by the ec2-fleet lab: a fresh PostgreSQL cluster with the lab's role and database.
+# Generated by the ec2-fleet lab: a fresh PostgreSQL cluster with the lab's role and database
+# on first start; a restart of the container (labctl fault db-start) keeps the data.
 set -eu
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 DATA=/var/lib/postgresql/lab
+if [ ! -s "$DATA/PG_VERSION" ]; then
 install -d -o postgres -g postgres -m 0700 "$DATA"
 install -o postgres -m 0600 /lab/password /tmp/pgpass
 su postgres -s /bin/sh -c "$BIN/initdb -D $DATA -U postgres --pwfile=/tmp/pgpass -A scram-sha-256 -E UTF8" >/dev/null
@@ -443,6 +487,7 @@ export PGPASSWORD={pw}
 $BIN/psql -h /tmp -U postgres -v ON_ERROR_STOP=1 -q \\
   -c "CREATE ROLE {c.db_user} LOGIN PASSWORD '{self.db_password}'" -c "CREATE DATABASE {c.db_name} OWNER {c.db_user}"
 su postgres -s /bin/sh -c "$BIN/pg_ctl -D $DATA -w stop" >/dev/null
+fi
 exec su postgres -s /bin/sh -c "exec $BIN/postgres -D $DATA -c listen_addresses='*' -k /tmp"
 """
         )
@@ -459,6 +504,8 @@ exec su postgres -s /bin/sh -c "exec $BIN/postgres -D $DATA -c listen_addresses=
             network,
             "--ip",
             ip,
+            "--mac-address",
+            self._service_mac(ip),
             "--network-alias",
             c.db_alias,
             "-v",
