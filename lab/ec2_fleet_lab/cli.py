@@ -23,8 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("command", choices=["up", "down", "status", "run", "fault"])
     parser.add_argument(
         "action", nargs="?", choices=faults.ACTIONS,
-        help="fault: stop/start Redis or PostgreSQL, or fail Redis over to a new primary at a new address",
+        help="fault: stop/start Redis or PostgreSQL, fail Redis over to a new primary at a new address, "
+        "or kill an instance's container for good (instance-kill ID)",
     )
+    parser.add_argument("target", nargs="?", help="fault instance-kill: the instance id")
     parser.add_argument("--name", help="prefix/label of containers and networks (EC2_FLEET_LAB_NAME)")
     parser.add_argument("--state-dir", help="pid file, logs, keys, CA, HAProxy config (EC2_FLEET_LAB_STATE_DIR)")
     parser.add_argument("--moto-port", type=int, help="port of the AWS API on 127.0.0.1 (EC2_FLEET_LAB_MOTO_PORT)")
@@ -168,7 +170,11 @@ def fault(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
     if pid is None or _endpoints(paths, pid) is None:
         print("labctl: lab is not running (labctl.py up starts it)", file=sys.stderr)
         return 3
-    wanted = faults.change(faults.read(config.state_dir), args.action)
+    try:
+        wanted = faults.change(faults.read(config.state_dir), args.action, args.target)
+    except ValueError as exc:
+        print(f"labctl: {exc}", file=sys.stderr)
+        return 2
     faults.write(config.state_dir, wanted)
 
     def read_status() -> dict | None:
@@ -178,7 +184,7 @@ def fault(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
             return None
 
     started = time.monotonic()
-    done, message = faults.wait(read_status, args.action, wanted, args.timeout or 120)
+    done, message = faults.wait(read_status, args.action, wanted, args.timeout or 120, args.target)
     if not done:
         print(f"labctl: {message}", file=sys.stderr)
         return 1

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-ACTIONS = ("redis-stop", "redis-start", "redis-failover", "db-stop", "db-start")
+ACTIONS = ("redis-stop", "redis-start", "redis-failover", "db-stop", "db-start", "instance-kill")
+# Actions that name an instance id.
+TARGETED = ("instance-kill",)
 DB_PORT = 5432
 
 
@@ -27,6 +29,9 @@ class Faults:
     # new address and moves the endpoint names (network aliases) to it.
     redis_generation: int = 0
     db_stopped: bool = False
+    # Instances whose container was killed and stays dead: EC2 still calls them running (as a
+    # host that crashed or froze), so their targets fail the load balancer's health checks.
+    killed_instances: tuple[str, ...] = ()
 
 
 def path(state_dir: Path) -> Path:
@@ -39,6 +44,7 @@ def read(state_dir: Path) -> Faults:
     except (OSError, ValueError):
         return Faults()
     known = {k: v for k, v in data.items() if k in Faults.__dataclass_fields__}
+    known["killed_instances"] = tuple(known.get("killed_instances", ()))
     return Faults(**known)
 
 
@@ -48,8 +54,12 @@ def write(state_dir: Path, faults: Faults) -> None:
     os.replace(tmp, path(state_dir))
 
 
-def change(faults: Faults, action: str) -> Faults:
+def change(faults: Faults, action: str, target: str | None = None) -> Faults:
     """The wanted state after one action (a failover also starts a stopped cache)."""
+    if action == "instance-kill":
+        if not target or not target.startswith("i-"):
+            raise ValueError("instance-kill needs the instance id, e.g. labctl.py fault instance-kill i-0abc...")
+        return replace(faults, killed_instances=tuple(sorted({*faults.killed_instances, target})))
     if action == "redis-stop":
         return replace(faults, redis_stopped=True)
     if action == "redis-start":
@@ -71,8 +81,12 @@ def port_open(ip: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def applied(status: dict, action: str, wanted: Faults) -> str | None:
+def applied(status: dict, action: str, wanted: Faults, target: str | None = None) -> str | None:
     """What the status shows once the action took effect (None while it has not)."""
+    if action == "instance-kill":
+        row = next((i for i in status.get("instances") or [] if i["id"] == target), None)
+        dead = row is not None and row["container"] != "running"
+        return f"instance {target}: container killed ({row['container'] if row else '?'}), left dead" if dead else None
     redis = status.get("redis") or []
     db = status.get("db") or {}
     db_ips = db.get("ips") or []
@@ -95,13 +109,14 @@ def applied(status: dict, action: str, wanted: Faults) -> str | None:
     return message if done else None
 
 
-def wait(read_status: Callable[[], dict | None], action: str, wanted: Faults, timeout: float) -> tuple[bool, str]:
+def wait(read_status: Callable[[], dict | None], action: str, wanted: Faults, timeout: float,
+         target: str | None = None) -> tuple[bool, str]:
     """Poll the controller's status until the action took effect; (done, message)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = read_status()
         if status is not None:
-            message = applied(status, action, wanted)
+            message = applied(status, action, wanted, target)
             if message:
                 return True, message
         time.sleep(0.2)

@@ -172,6 +172,12 @@ class Fleet:
                 continue
             cname = f"{self.lab}-{inst.id}"
             c = actual.get(cname)
+            if inst.id in self.faults.killed_instances:  # labctl fault instance-kill: dead, and left dead
+                if c is not None and c.state == "running":
+                    log.warning("Killing %s (labctl fault instance-kill)", cname)
+                    podman.podman("kill", cname, check=False)
+                running[inst.id] = inst  # still running to EC2: its target fails the health checks
+                continue
             if c is not None and c.state == "running":
                 running[inst.id] = inst
                 continue
