@@ -100,7 +100,7 @@ def test_a_broken_release_stops_at_the_first_host_which_goes_back(converged):
     assert first[1] == "failed" and [s for _, s in others] == ["not updated", "not updated"], statuses(result)
     # One clear summary: which host, which check, what it logged, and where it is now.
     failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
-    assert f"{first[0]}: failed 2.0.0 -> 3.0.0 at deploy 3.0.0" in failure
+    assert f"{first[0]}: failed 2.0.0 -> 3.0.0 at switch to 3.0.0" in failure
     assert "failed the readiness check GET /ready" in failure and "HTTP 503" in failure
     assert "Back on 2.0.0 and healthy in the target group." in failure
     # The other hosts were never touched.
