@@ -64,7 +64,13 @@ def assert_no_failed_requests(report: dict) -> None:
 
 
 def assert_fleet_on(fleet, version: str) -> None:
-    verify = fleet.play("verify", extra={"app_version": version})
+    # /ready can read "degraded" for a few seconds after a restart while the cache client's breaker
+    # closes again: a bounded number of audits, the last one decides.
+    for _ in range(3):
+        verify = fleet.play("verify", extra={"app_version": version})
+        if verify.rc == 0:
+            break
+        time.sleep(5)
     assert verify.rc == 0, verify.tail()
     assert f"3 host(s) on {version}, ready, healthy in the target group" in verify.output
 
