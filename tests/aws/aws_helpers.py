@@ -13,6 +13,9 @@ REGION = "us-east-1"
 # moto ships Canonical's Ubuntu images under this owner.
 CANONICAL = "099720109477"
 AMI_PARAMETER = "/ec2-fleet/lab/ubuntu-ami-id"
+# Access key of the tests' own boto3 clients; the playbooks sign with the lab's "testing".
+CHECKS_ACCESS_KEY = "pytest-checks"
+PLAYBOOK_ACCESS_KEY = "testing"
 
 
 # One ansible run: rc, output, recap(), tail().

@@ -2,22 +2,59 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
-from aws_helpers import REGION, ROOT, Run
-from fleettest import moto_server
+from api_recorder import ApiCall, RecordingMotoServer
+from aws_helpers import CHECKS_ACCESS_KEY, PLAYBOOK_ACCESS_KEY, REGION, ROOT, Run
+from fleettest import free_port
+from iam_check import REPORT_KEY, annotate
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The IAM policy test reads the AWS calls of every other test of the session: it runs last."""
+    items.sort(key=lambda item: item.path.name == "test_iam_policy.py")
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """The IAM policy test's figures: calls checked, actions granted but never called."""
+    for line in config.stash.get(REPORT_KEY, []):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    """A moto server on a free port of 127.0.0.1 for the whole session."""
-    with moto_server() as url:
-        yield url
+def moto_recorder() -> Iterator[RecordingMotoServer]:
+    """A moto server on a free port of 127.0.0.1 for the whole session, recording every AWS call."""
+    server = RecordingMotoServer("127.0.0.1", free_port())
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+
+    def before(call: ApiCall) -> dict:
+        # The tags IAM would see on the resources a playbook call acts on (for aws:ResourceTag conditions).
+        return (
+            annotate(call, lambda service: _checks_client(url, service))
+            if call.access_key == PLAYBOOK_ACCESS_KEY
+            else {}
+        )
+
+    server.annotate = before
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url(moto_recorder: RecordingMotoServer) -> str:
+    host, port = moto_recorder.get_host_and_port()
+    return f"http://{host}:{port}"
 
 
 @pytest.fixture(scope="session")
@@ -39,18 +76,32 @@ def aws_env(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 @pytest.fixture(scope="session")
 def client(moto_url: str) -> Callable:
-    """boto3 clients bound to the moto server."""
+    """boto3 clients bound to the moto server, with an access key of their own.
+
+    The playbooks sign with "testing" (the lab's), the tests' own setup and checks with CHECKS_ACCESS_KEY,
+    so the IAM policy test counts the playbooks' calls only (moto accepts any key, same account).
+    """
 
     def _client(service: str):
-        return boto3.client(
-            service,
-            endpoint_url=moto_url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return _checks_client(moto_url, service)
 
     return _client
+
+
+_CLIENTS_LOCK = threading.Lock()
+
+
+@functools.cache
+def _checks_client(url: str, service: str):
+    # One client per service, made under a lock: the recorder's server threads ask for them too.
+    with _CLIENTS_LOCK:
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=url,
+            region_name=REGION,
+            aws_access_key_id=CHECKS_ACCESS_KEY,
+            aws_secret_access_key="testing",
+        )
 
 
 # The inputs these tests assert on, pinned here so that they do not follow the lab's env.yml
@@ -77,6 +128,7 @@ def run(aws_env: dict[str, str]) -> Callable[..., Run]:
         inventory: str = "inventories/lab",
         command: str = "ansible-playbook",
         timeout: int = 300,
+        env: dict[str, str] | None = None,
     ) -> Run:
         cmd = [command, "-i", inventory, *([playbook] if playbook else []), *args]
         if command == "ansible-playbook":
@@ -89,7 +141,7 @@ def run(aws_env: dict[str, str]) -> Callable[..., Run]:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, **aws_env},
+            env={**os.environ, **aws_env, **(env or {})},
         )
         return Run(proc.returncode, proc.stdout + proc.stderr)
 

@@ -7,8 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from aws_helpers import Run, reset_moto, snapshot
+from fleettest import failure_messages
 
 SAFE = {"provision_cache": False, "aws_instances_wait_for_ssh": False}
+CASE_ENV = "EC2_FLEET_TEST_CASE"
 
 CASES = [
     # (variable, bad value): one zone only, or the same zone twice.
@@ -39,14 +41,20 @@ def refused(moto_url: str, client: Callable, run: Callable[..., Run]) -> dict:
     reset_moto(moto_url, client)
     before = snapshot(client)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(run, "playbooks/provision.yml", {**SAFE, name: value}) for name, value in CASES]
+        # EC2_FLEET_TEST_CASE names the case for tools/bad_inputs_table.py (these runs share one pytest node).
+        futures = [
+            pool.submit(run, "playbooks/provision.yml", {**SAFE, name: value}, env={CASE_ENV: f"{name}={value!r}"})
+            for name, value in CASES
+        ]
         results = [future.result() for future in futures]
     return {"before": before, "after": snapshot(client), "results": results}
 
 
 def _assert_refused(result: Run, variable: str, before: dict, after: dict) -> None:
     assert result.rc != 0, f"provision.yml accepted a bad {variable}:\n{result.tail()}"
-    assert variable in result.output, f"the error does not name {variable}:\n{result.tail()}"
+    # The failed task's own message names the input (not just any line of the output).
+    messages = failure_messages(result.output)
+    assert any(variable in m for m in messages), f"no failure message names {variable}: {messages or result.tail()}"
     recap = result.recap().get("localhost", {})
     assert recap.get("changed", 0) == 0, result.tail()
     assert after == before, f"resources appeared although {variable} was bad"
@@ -84,3 +92,4 @@ def test_unknown_ami_is_refused_before_any_instance(fresh: dict, client: Callabl
     """The AMI is looked up (read-only) before the network is created."""
     result = run("playbooks/provision.yml", {**SAFE, "aws_instances_ami_id": "ami-0123456789abcdef0"})
     _assert_refused(result, "aws_instances_ami_id", fresh, snapshot(client))
+    assert "AMI ami-0123456789abcdef0 (from aws_instances_ami_id" in " ".join(failure_messages(result.output))

@@ -1,0 +1,391 @@
+"""Check AWS calls recorded by api_recorder against an IAM policy document, the way IAM would.
+
+Each recorded call becomes one or more authorizations (action, resource ARN, condition context), as the
+service authorization reference describes the action: the resource types it touches, the resources it
+creates (with the tags of the request), and the permissions AWS checks implicitly (ec2:CreateTags and
+elasticloadbalancing:AddTags / elasticache:AddTagsToResource / ssm:AddTagsToResource when a create call
+carries tags, iam:PassRole for an instance profile). An authorization is allowed when an Allow statement
+matches its action, its resource and all its conditions, and no Deny statement matches.
+
+The tags of the resources a call acts on are read from moto just before the call reaches it (annotate),
+so `aws:ResourceTag/...` conditions are evaluated on the state AWS would have seen.
+The evaluator knows the condition operators StringEquals and StringLike; any other makes it fail loudly
+rather than guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_recorder import ApiCall
+
+# Where the policy test leaves its summary for the end of the pytest run (conftest prints it).
+REPORT_KEY = pytest.StashKey[list[str]]()
+# A resource that the call creates: its id is not known when IAM authorizes the call.
+NEW = "(new)"
+# Needs no permission (AWS: "No permissions are required to perform this operation").
+ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
+
+
+@dataclass(frozen=True)
+class Authorization:
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = field(default=())
+
+    def describe(self) -> str:
+        ctx = ", ".join(f"{k}={v}" for k, v in self.context)
+        return f"{self.action} on {self.resource}" + (f" [{ctx}]" if ctx else "")
+
+
+# --- reading the request -------------------------------------------------------------------------------
+
+
+def _indexed(params: dict[str, Any], prefix: str) -> list[str]:
+    """Values of Prefix.1, Prefix.2, ... (query protocol lists)."""
+    pattern = re.compile(re.escape(prefix) + r"\.(\d+)$")
+    found = sorted((int(m.group(1)), v) for k, v in params.items() if (m := pattern.match(k)))
+    return [str(v) for _, v in found]
+
+
+def _ec2_request_tags(params: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """TagSpecification.N.ResourceType / .Tag.M.Key/Value -> {resource type: tags}."""
+    specs: dict[str, dict[str, str]] = {}
+    for n in range(1, 20):
+        rtype = params.get(f"TagSpecification.{n}.ResourceType")
+        if rtype is None:
+            break
+        specs[str(rtype)] = _member_tags(params, f"TagSpecification.{n}.Tag")
+    return specs
+
+
+def _member_tags(params: dict[str, Any], prefix: str) -> dict[str, str]:
+    """Tags.member.N.Key/Value (ELBv2) or Tags.Tag.N.Key/Value (ElastiCache) -> dict."""
+    tags = {}
+    for n in range(1, 60):
+        key = params.get(f"{prefix}.{n}.Key")
+        if key is None:
+            break
+        tags[key] = str(params.get(f"{prefix}.{n}.Value", ""))
+    return tags
+
+
+def _tag_context(kind: str, tags: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((f"aws:{kind}/{k}", v) for k, v in tags.items()))
+
+
+# --- EC2 ----------------------------------------------------------------------------------------------
+
+_EC2_PREFIX = {
+    "vpc-": "vpc",
+    "subnet-": "subnet",
+    "sg-": "security-group",
+    "rtb-": "route-table",
+    "igw-": "internet-gateway",
+    "i-": "instance",
+    "nat-": "natgateway",
+    "eipalloc-": "elastic-ip",
+}
+
+# Existing resources each EC2 action acts on: (resource type, how to find its id in the request).
+_EC2_TARGETS: dict[str, list[tuple[str, Callable[[dict[str, Any]], list[str]]]]] = {}
+
+
+def _param(name: str) -> Callable[[dict[str, Any]], list[str]]:
+    return lambda p: [str(p[name])] if name in p else []
+
+
+def _list(prefix: str) -> Callable[[dict[str, Any]], list[str]]:
+    return lambda p: _indexed(p, prefix)
+
+
+def _association(key: str) -> Callable[[dict[str, Any]], list[str]]:
+    return lambda p: [str(p["__association"][key])] if p.get("__association", {}).get(key) else []
+
+
+def _run_subnets(p: dict[str, Any]) -> list[str]:
+    return [str(p[k]) for k in ("SubnetId", "NetworkInterface.1.SubnetId") if k in p]
+
+
+def _run_groups(p: dict[str, Any]) -> list[str]:
+    return _indexed(p, "SecurityGroupId") + _indexed(p, "NetworkInterface.1.SecurityGroupId")
+
+
+_EC2_TARGETS.update(
+    {
+        "CreateSubnet": [("vpc", _param("VpcId"))],
+        "CreateRouteTable": [("vpc", _param("VpcId"))],
+        "CreateSecurityGroup": [("vpc", _param("VpcId"))],
+        "ModifyVpcAttribute": [("vpc", _param("VpcId"))],
+        "DeleteVpc": [("vpc", _param("VpcId"))],
+        "ModifySubnetAttribute": [("subnet", _param("SubnetId"))],
+        "DeleteSubnet": [("subnet", _param("SubnetId"))],
+        "AttachInternetGateway": [("internet-gateway", _param("InternetGatewayId")), ("vpc", _param("VpcId"))],
+        "DetachInternetGateway": [("internet-gateway", _param("InternetGatewayId")), ("vpc", _param("VpcId"))],
+        "DeleteInternetGateway": [("internet-gateway", _param("InternetGatewayId"))],
+        "CreateRoute": [("route-table", _param("RouteTableId"))],
+        "DeleteRoute": [("route-table", _param("RouteTableId"))],
+        "ReplaceRoute": [("route-table", _param("RouteTableId"))],
+        "DeleteRouteTable": [("route-table", _param("RouteTableId"))],
+        "AssociateRouteTable": [("route-table", _param("RouteTableId")), ("subnet", _param("SubnetId"))],
+        # DisassociateRouteTable names only the association: annotate() looks up its table and subnet.
+        "DisassociateRouteTable": [("route-table", _association("RouteTableId")), ("subnet", _association("SubnetId"))],
+        "AuthorizeSecurityGroupIngress": [("security-group", _param("GroupId"))],
+        "AuthorizeSecurityGroupEgress": [("security-group", _param("GroupId"))],
+        "RevokeSecurityGroupIngress": [("security-group", _param("GroupId"))],
+        "RevokeSecurityGroupEgress": [("security-group", _param("GroupId"))],
+        "UpdateSecurityGroupRuleDescriptionsIngress": [("security-group", _param("GroupId"))],
+        "UpdateSecurityGroupRuleDescriptionsEgress": [("security-group", _param("GroupId"))],
+        "DeleteSecurityGroup": [("security-group", _param("GroupId"))],
+        "TerminateInstances": [("instance", _list("InstanceId"))],
+        "ModifyInstanceAttribute": [("instance", _param("InstanceId")), ("security-group", _list("GroupId"))],
+        "AssociateIamInstanceProfile": [("instance", _param("InstanceId"))],
+        "DeleteKeyPair": [("key-pair", _param("KeyName"))],
+        "RunInstances": [
+            ("subnet", _run_subnets),
+            ("security-group", _run_groups),
+            ("key-pair", _param("KeyName")),
+            ("image", _param("ImageId")),
+        ],
+        "CreateNatGateway": [("subnet", _param("SubnetId")), ("elastic-ip", _param("AllocationId"))],
+        "DeleteNatGateway": [("natgateway", _param("NatGatewayId"))],
+        "ReleaseAddress": [("elastic-ip", _param("AllocationId"))],
+        "CreateTags": [("*", _list("ResourceId"))],
+        "DeleteTags": [("*", _list("ResourceId"))],
+    }
+)
+
+# Resources an EC2 create call makes (their tags come from TagSpecification).
+_EC2_CREATES = {
+    "CreateVpc": ["vpc"],
+    "CreateSubnet": ["subnet"],
+    "CreateInternetGateway": ["internet-gateway"],
+    "CreateRouteTable": ["route-table"],
+    "CreateSecurityGroup": ["security-group"],
+    "ImportKeyPair": ["key-pair"],
+    "CreateKeyPair": ["key-pair"],
+    "RunInstances": ["instance", "volume", "network-interface"],
+    "CreateNatGateway": ["natgateway"],
+    "AllocateAddress": ["elastic-ip"],
+}
+
+
+def _ec2_arn(call: ApiCall, rtype: str, rid: str) -> str:
+    if rtype == "*":
+        rtype = next((t for p, t in _EC2_PREFIX.items() if rid.startswith(p)), "unknown")
+    if rtype == "image":
+        return f"arn:aws:ec2:{call.region}::image/{rid}"
+    return f"arn:aws:ec2:{call.region}:{ACCOUNT}:{rtype}/{rid}"
+
+
+def _ec2(call: ApiCall) -> Iterator[Authorization]:
+    p, action = call.params, call.action
+    existing_tags: dict[str, dict[str, str]] = p.get("__tags", {})
+    request_tags = _ec2_request_tags(p)
+    for rtype in _EC2_CREATES.get(action, []):
+        name = str(p["KeyName"]) if rtype == "key-pair" else NEW
+        tags = request_tags.get(rtype, {})
+        yield Authorization(call.iam_action, _ec2_arn(call, rtype, name), _tag_context("RequestTag", tags))
+        if rtype in request_tags:
+            # Tagging on creation needs ec2:CreateTags too, with ec2:CreateAction naming the create call.
+            context = (("ec2:CreateAction", action), *_tag_context("RequestTag", tags))
+            yield Authorization("ec2:CreateTags", _ec2_arn(call, rtype, name), tuple(sorted(context)))
+    for rtype, ids in _EC2_TARGETS.get(action, []):
+        for rid in ids(p):
+            context = _tag_context("ResourceTag", existing_tags.get(rid, {}))
+            if action in ("CreateTags", "DeleteTags"):
+                context = tuple(sorted(context + _tag_context("RequestTag", _member_tags(p, "Tag"))))
+            yield Authorization(call.iam_action, _ec2_arn(call, rtype, rid), context)
+    if action == "RunInstances" and p.get("__instance_profile_role"):
+        yield Authorization(
+            "iam:PassRole",
+            f"arn:aws:iam::{ACCOUNT}:role/{p['__instance_profile_role']}",
+            (("iam:PassedToService", "ec2.amazonaws.com"),),
+        )
+    if action not in _EC2_CREATES and action not in _EC2_TARGETS:
+        yield Authorization(call.iam_action, "*")
+
+
+# --- ELBv2, ElastiCache, SSM, IAM ---------------------------------------------------------------------
+
+
+def _elb(call: ApiCall) -> Iterator[Authorization]:
+    p, action = call.params, call.action
+    base = f"arn:aws:elasticloadbalancing:{call.region}:{ACCOUNT}"
+    tags = _member_tags(p, "Tags.member")
+    created = {
+        "CreateTargetGroup": f"{base}:targetgroup/{p.get('Name')}/{NEW}",
+        "CreateLoadBalancer": f"{base}:loadbalancer/app/{p.get('Name')}/{NEW}",
+    }
+    arns = [str(p[k]) for k in ("TargetGroupArn", "LoadBalancerArn", "ListenerArn", "RuleArn") if k in p]
+    arns += _indexed(p, "ResourceArns.member")
+    if action in created:
+        yield Authorization(call.iam_action, created[action], _tag_context("RequestTag", tags))
+        if tags:
+            context = (("elasticloadbalancing:CreateAction", action), *_tag_context("RequestTag", tags))
+            yield Authorization("elasticloadbalancing:AddTags", created[action], tuple(sorted(context)))
+    elif action == "CreateListener":
+        lb = str(p["LoadBalancerArn"])
+        yield Authorization(call.iam_action, lb)
+        yield Authorization(call.iam_action, lb.replace(":loadbalancer/", ":listener/") + f"/{NEW}")
+    elif arns:
+        for arn in arns:
+            yield Authorization(call.iam_action, arn, _tag_context("RequestTag", tags) if tags else ())
+    else:
+        yield Authorization(call.iam_action, "*")
+
+
+def _elasticache(call: ApiCall) -> Iterator[Authorization]:
+    p, action = call.params, call.action
+    base = f"arn:aws:elasticache:{call.region}:{ACCOUNT}"
+    resources = []
+    if "ReplicationGroupId" in p and not action.startswith("Describe"):
+        resources.append(f"{base}:replicationgroup:{p['ReplicationGroupId']}")
+    if "CacheSubnetGroupName" in p and not action.startswith("Describe"):
+        resources.append(f"{base}:subnetgroup:{p['CacheSubnetGroupName']}")
+    if "ResourceName" in p:
+        resources.append(str(p["ResourceName"]))
+    tags = _member_tags(p, "Tags.Tag")
+    for arn in resources:
+        yield Authorization(call.iam_action, arn, _tag_context("RequestTag", tags))
+    if action == "CreateReplicationGroup" and tags:
+        yield Authorization("elasticache:AddTagsToResource", resources[0], _tag_context("RequestTag", tags))
+    if not resources:
+        yield Authorization(call.iam_action, "*")
+
+
+def _ssm(call: ApiCall) -> Iterator[Authorization]:
+    p = call.params
+    name = str(p.get("Name") or p.get("ResourceId") or "")
+    if not name:
+        yield Authorization(call.iam_action, "*")
+        return
+    # Public parameters (/aws/service/...) belong to no account.
+    account = "" if name.startswith("/aws/") else ACCOUNT
+    arn = f"arn:aws:ssm:{call.region}:{account}:parameter{name if name.startswith('/') else '/' + name}"
+    tags = {t["Key"]: t["Value"] for t in p.get("Tags", [])}
+    yield Authorization(call.iam_action, arn, _tag_context("RequestTag", tags))
+    if call.action == "PutParameter" and tags:
+        yield Authorization("ssm:AddTagsToResource", arn, _tag_context("RequestTag", tags))
+
+
+def _iam(call: ApiCall) -> Iterator[Authorization]:
+    p = call.params
+    if "InstanceProfileName" in p:
+        yield Authorization(call.iam_action, f"arn:aws:iam::{ACCOUNT}:instance-profile/{p['InstanceProfileName']}")
+    else:
+        yield Authorization(call.iam_action, "*")
+
+
+ACCOUNT = "123456789012"  # moto's account for every access key it did not issue itself
+_BY_SERVICE: dict[str, Callable[[ApiCall], Iterator[Authorization]]] = {
+    "ec2": _ec2,
+    "elasticloadbalancing": _elb,
+    "elasticache": _elasticache,
+    "ssm": _ssm,
+    "iam": _iam,
+}
+
+
+def authorizations(call: ApiCall) -> list[Authorization]:
+    """What IAM checks for this call (nothing for actions that need no permission)."""
+    if call.iam_action in ALWAYS_ALLOWED:
+        return []
+    by_service = _BY_SERVICE.get(call.service)
+    return list(by_service(call)) if by_service else [Authorization(call.iam_action, "*")]
+
+
+# --- the state before a call: tags of the resources it acts on ----------------------------------------
+
+
+def annotate(call: ApiCall, client: Callable[[str], Any]) -> dict[str, Any]:
+    """Facts IAM would use that the request does not carry, read from moto before the call runs.
+
+    Returns extra keys for call.params: __tags {resource id or key name: tags},
+    __association (DisassociateRouteTable) and __instance_profile_role (RunInstances).
+    """
+    notes: dict[str, Any] = {}
+    if call.service != "ec2" or call.action.startswith("Describe"):
+        return notes
+    p = call.params
+    ec2 = client("ec2")
+    if call.action == "DisassociateRouteTable":
+        tables = ec2.describe_route_tables(
+            Filters=[{"Name": "association.route-table-association-id", "Values": [str(p["AssociationId"])]}]
+        )["RouteTables"]
+        for table in tables:
+            for assoc in table.get("Associations", []):
+                if assoc.get("RouteTableAssociationId") == p["AssociationId"]:
+                    notes["__association"] = {"RouteTableId": table["RouteTableId"], "SubnetId": assoc.get("SubnetId")}
+    ids = [rid for _, find in _EC2_TARGETS.get(call.action, []) for rid in find({**p, **notes})]
+    tags: dict[str, dict[str, str]] = {}
+    key_names = [rid for rtype, find in _EC2_TARGETS.get(call.action, []) if rtype == "key-pair" for rid in find(p)]
+    for name in key_names:
+        pairs = ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])["KeyPairs"]
+        tags[name] = {t["Key"]: t["Value"] for t in (pairs[0].get("Tags") or [])} if pairs else {}
+    resource_ids = [rid for rid in ids if rid not in key_names and not rid.startswith("ami-")]
+    if resource_ids:
+        described = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": resource_ids}])["Tags"]
+        for rid in resource_ids:
+            tags[rid] = {t["Key"]: t["Value"] for t in described if t["ResourceId"] == rid}
+    notes["__tags"] = tags
+    profile = p.get("IamInstanceProfile.Arn") or p.get("IamInstanceProfile.Name")
+    if call.action == "RunInstances" and profile:
+        name = str(profile).rsplit("/", 1)[-1]
+        roles = client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]
+        notes["__instance_profile_role"] = roles[0]["RoleName"] if roles else ""
+    return notes
+
+
+# --- the policy ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Policy:
+    statements: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: Path) -> Policy:
+        document = json.loads(path.read_text())
+        return cls(document["Statement"])
+
+    def actions(self) -> set[str]:
+        return {a for s in self.statements if s["Effect"] == "Allow" for a in _as_list(s["Action"])}
+
+    def allows(self, auth: Authorization) -> bool:
+        matching = [s for s in self.statements if _statement_matches(s, auth)]
+        return any(s["Effect"] == "Allow" for s in matching) and not any(s["Effect"] == "Deny" for s in matching)
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _statement_matches(statement: dict[str, Any], auth: Authorization) -> bool:
+    actions = _as_list(statement["Action"])
+    if not any(fnmatchcase(auth.action.lower(), a.lower()) for a in actions):
+        return False
+    resources = _as_list(statement["Resource"])
+    if not any(r == "*" or fnmatchcase(auth.resource, r) for r in resources):
+        return False
+    context = dict(auth.context)
+    for operator, tests in statement.get("Condition", {}).items():
+        for key, wanted in tests.items():
+            if not _condition(operator, context.get(key), _as_list(wanted)):
+                return False
+    return True
+
+
+def _condition(operator: str, value: str | None, wanted: list[str]) -> bool:
+    if operator == "StringEquals":
+        return value is not None and value in wanted
+    if operator == "StringLike":
+        return value is not None and any(fnmatchcase(value, w) for w in wanted)
+    raise ValueError(f"the policy check does not know the condition operator {operator}: teach iam_check.py")

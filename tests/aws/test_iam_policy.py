@@ -1,0 +1,178 @@
+"""docs/iam/ops-box-policy.json: a valid, least-privilege policy that allows every call the playbooks made.
+
+The moto server of this session records every request it answers (api_recorder.py). The playbooks sign with
+the lab's access key, the tests' own boto3 checks with another, so the last test here sees exactly what
+provision.yml, teardown.yml, site.yml, verify.yml, the aws_ec2 inventory and the alb_target role asked
+AWS for during the whole tests/aws session, and checks each call with iam_check.py as IAM would.
+conftest.py runs this file last.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import botocore.session
+import pytest
+from api_recorder import RecordingMotoServer
+from aws_helpers import PLAYBOOK_ACCESS_KEY, ROOT
+from iam_check import ACCOUNT, ALWAYS_ALLOWED, NEW, REPORT_KEY, Authorization, Policy, authorizations
+
+POLICY_FILE = ROOT / "docs" / "iam" / "ops-box-policy.json"
+README = ROOT / "docs" / "iam" / "README.md"
+# IAM's size limit of a customer managed policy, whitespace not counted.
+MANAGED_POLICY_LIMIT = 6144
+# Permissions that are no API operation of their own.
+PERMISSION_ONLY = {"iam:PassRole"}
+# The botocore service model of each IAM prefix.
+MODELS = {"ec2": "ec2", "elasticloadbalancing": "elbv2", "elasticache": "elasticache", "ssm": "ssm", "iam": "iam"}
+READ_ONLY = re.compile(r"^[a-z0-9]+:(Describe|List|Get)[A-Za-z]+$")
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return Policy.load(POLICY_FILE)
+
+
+def test_policy_is_a_valid_least_privilege_document(policy: Policy) -> None:
+    document = json.loads(POLICY_FILE.read_text())
+    assert document["Version"] == "2012-10-17"
+    assert len(re.sub(r"\s", "", POLICY_FILE.read_text())) <= MANAGED_POLICY_LIMIT
+    sids = [s["Sid"] for s in policy.statements]
+    assert len(sids) == len(set(sids)), sids
+    session = botocore.session.get_session()
+    operations = {prefix: set(session.get_service_model(model).operation_names) for prefix, model in MODELS.items()}
+    for statement in policy.statements:
+        assert statement["Effect"] == "Allow", statement["Sid"]
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        for action in actions:
+            prefix, name = action.split(":")
+            assert "*" not in action, f"{statement['Sid']}: wildcard action {action}"
+            assert action in PERMISSION_ONLY or name in operations[prefix], f"{statement['Sid']}: no API {action}"
+        # Only reads may name every resource; whatever changes something is scoped by ARN or by tag.
+        if statement["Resource"] == "*":
+            assert all(READ_ONLY.match(a) for a in actions), statement["Sid"]
+
+
+ARN_EC2 = f"arn:aws:ec2:us-east-1:{ACCOUNT}"
+ARN_ELB = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}"
+OURS = (("aws:ResourceTag/Project", "ec2-fleet"),)
+THEIRS = (("aws:ResourceTag/Project", "payments"),)
+
+# (allowed, refused): the same call on the project's resource and on someone else's.
+SCOPES = [
+    (
+        Authorization("ec2:TerminateInstances", f"{ARN_EC2}:instance/i-0a", OURS),
+        Authorization("ec2:TerminateInstances", f"{ARN_EC2}:instance/i-0b", THEIRS),
+    ),
+    (
+        Authorization("ec2:DeleteVpc", f"{ARN_EC2}:vpc/vpc-0a", OURS),
+        Authorization("ec2:DeleteVpc", f"{ARN_EC2}:vpc/vpc-0b"),
+    ),
+    (
+        Authorization("ec2:RevokeSecurityGroupIngress", f"{ARN_EC2}:security-group/sg-0a", OURS),
+        Authorization("ec2:RevokeSecurityGroupIngress", f"{ARN_EC2}:security-group/sg-0b"),
+    ),
+    (
+        Authorization("ec2:DeleteKeyPair", f"{ARN_EC2}:key-pair/ec2-fleet-lab", OURS),
+        Authorization("ec2:DeleteKeyPair", f"{ARN_EC2}:key-pair/deploy-key"),
+    ),
+    (
+        Authorization("ec2:CreateVpc", f"{ARN_EC2}:vpc/{NEW}", (("aws:RequestTag/Project", "ec2-fleet"),)),
+        Authorization("ec2:CreateVpc", f"{ARN_EC2}:vpc/{NEW}"),
+    ),
+    (
+        Authorization("ec2:RunInstances", f"{ARN_EC2}:instance/{NEW}", (("aws:RequestTag/Project", "ec2-fleet"),)),
+        Authorization("ec2:RunInstances", f"{ARN_EC2}:instance/{NEW}", (("aws:RequestTag/Project", "payments"),)),
+    ),
+    (
+        Authorization(
+            "ec2:CreateTags",
+            f"{ARN_EC2}:vpc/{NEW}",
+            (("aws:RequestTag/Project", "ec2-fleet"), ("ec2:CreateAction", "CreateVpc")),
+        ),
+        # Tagging someone else's VPC into the project (and so into the playbooks' reach).
+        Authorization("ec2:CreateTags", f"{ARN_EC2}:vpc/vpc-0b", (("aws:RequestTag/Project", "ec2-fleet"),)),
+    ),
+    (
+        Authorization("elasticloadbalancing:DeregisterTargets", f"{ARN_ELB}:targetgroup/ec2-fleet-lab-tg/0a"),
+        Authorization("elasticloadbalancing:DeregisterTargets", f"{ARN_ELB}:targetgroup/payments-tg/0b"),
+    ),
+    (
+        Authorization("elasticloadbalancing:DeleteLoadBalancer", f"{ARN_ELB}:loadbalancer/app/ec2-fleet-lab/0a"),
+        Authorization("elasticloadbalancing:DeleteLoadBalancer", f"{ARN_ELB}:loadbalancer/app/payments/0b"),
+    ),
+    (
+        Authorization(
+            "elasticache:DeleteReplicationGroup",
+            f"arn:aws:elasticache:us-east-1:{ACCOUNT}:replicationgroup:ec2-fleet-lab",
+        ),
+        Authorization(
+            "elasticache:DeleteReplicationGroup", f"arn:aws:elasticache:us-east-1:{ACCOUNT}:replicationgroup:payments"
+        ),
+    ),
+    (
+        Authorization("ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/ec2-fleet/lab/database_url"),
+        Authorization("ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/payments/database_url"),
+    ),
+    (
+        # The deploy lock may be written; the database URL beside it may not.
+        Authorization("ssm:PutParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/ec2-fleet/lab/deploy/lock"),
+        Authorization("ssm:PutParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/ec2-fleet/lab/database_url"),
+    ),
+    (
+        Authorization(
+            "iam:PassRole",
+            f"arn:aws:iam::{ACCOUNT}:role/ec2-fleet-lab-host",
+            (("iam:PassedToService", "ec2.amazonaws.com"),),
+        ),
+        Authorization(
+            "iam:PassRole",
+            f"arn:aws:iam::{ACCOUNT}:role/ec2-fleet-lab-host",
+            (("iam:PassedToService", "lambda.amazonaws.com"),),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("allowed", "refused"), SCOPES, ids=[a.action for a, _ in SCOPES])
+def test_policy_reaches_only_the_projects_resources(
+    policy: Policy, allowed: Authorization, refused: Authorization
+) -> None:
+    assert policy.allows(allowed), allowed.describe()
+    assert not policy.allows(refused), refused.describe()
+
+
+def _documented_unused() -> set[str]:
+    """The actions README.md lists as granted but called by no test of tests/aws."""
+    text = README.read_text()
+    section = text.split("## Granted, but not called in tests/aws", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([a-z0-9]+:[A-Za-z]+)` \|", section, flags=re.MULTILINE))
+
+
+def test_every_call_of_the_playbooks_is_allowed(
+    policy: Policy, moto_recorder: RecordingMotoServer, request: pytest.FixtureRequest
+) -> None:
+    if not any(item.path.name == "test_provision.py" for item in request.session.items):
+        pytest.skip("run the whole tests/aws: test_provision.py's lifecycle makes the calls this test checks")
+    calls = moto_recorder.calls_by(PLAYBOOK_ACCESS_KEY)
+    errors = {c.params["__annotate_error"] for c in calls if "__annotate_error" in c.params}
+    assert errors == set(), f"the resource tags of some calls could not be read: {errors}"
+    checked = {auth for call in calls for auth in authorizations(call)}
+    refused = sorted(a.describe() for a in checked if not policy.allows(a))
+    assert refused == [], "the policy refuses calls the playbooks make:\n" + "\n".join(refused)
+
+    called = {a.action.lower() for a in checked} | {a.lower() for a in ALWAYS_ALLOWED}
+    # The lifecycle really ran: creates, reads and deletes of every service reached the server.
+    for needed in ("ec2:runinstances", "ec2:deletevpc", "elasticloadbalancing:registertargets", "ssm:getparameter"):
+        assert needed in called, f"no {needed} recorded: is the recorder wired to the playbooks' endpoint?"
+    unused = sorted(a for a in policy.actions() if a.lower() not in called)
+    assert set(unused) == _documented_unused(), (
+        "docs/iam/README.md must list exactly the granted actions no test calls; now: " + ", ".join(unused)
+    )
+    distinct = sorted({c.iam_action for c in calls})
+    request.config.stash[REPORT_KEY] = [
+        f"IAM policy check: {len(calls)} AWS calls by the playbooks, {len(distinct)} distinct actions, "
+        f"{len(checked)} distinct authorizations, all allowed by docs/iam/ops-box-policy.json",
+        f"granted but not called in this session ({len(unused)}): {', '.join(unused)}",
+    ]
