@@ -20,7 +20,7 @@ export NO_COLOR := 1
 
 HOST_PACKAGES := podman runc debootstrap uidmap slirp4netns redis-server postgresql haproxy openssl nodejs
 
-.PHONY: help host-deps venv image lint test test-unit test-molecule clean lab lab-down lab-status
+.PHONY: help host-deps venv image lint test test-unit test-molecule clean lab lab-down lab-status bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -73,6 +73,9 @@ lab-down: ## Stop the lab and remove everything it started
 
 lab-status: ## The lab's fleet table and load balancer URL
 	$(LAB) status
+
+bench: host-deps venv image ## Benchmarks (bench/README.md): a lab of their own; figures in bench/results/latest.{json,md}
+	$(VENV)/bin/python bench/run.py all
 
 clean: ## Remove the venv and caches (not the test image)
 	rm -rf $(VENV) .cache

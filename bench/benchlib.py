@@ -1,0 +1,201 @@
+"""What every benchmark shares: timed commands, a private lab, the results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fleettest import PlayResult, free_port  # noqa: E402
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def load() -> float:
+    """The 1-minute load average (the machines are shared: every figure carries it)."""
+    return round(os.getloadavg()[0], 2)
+
+
+@dataclass
+class Timed:
+    """One timed command: wall time, CPU time of its children, exit code, output."""
+
+    wall: float
+    cpu: float
+    rc: int
+    output: str
+    load: float
+
+    def play(self) -> PlayResult:
+        return PlayResult(self.rc, self.output)
+
+
+def timed(cmd: Sequence[str], env: dict[str, str], timeout: int = 3600) -> Timed:
+    """Run cmd from the repo root; the wall time of the whole process and the CPU time it used."""
+    before = os.times()
+    start_load = load()
+    start = time.monotonic()
+    proc = subprocess.run(list(cmd), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    wall = time.monotonic() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return Timed(round(wall, 2), round(cpu, 2), proc.returncode, proc.stdout + proc.stderr, start_load)
+
+
+def base_env() -> dict[str, str]:
+    """The environment the Makefile gives every command (repo venv first, podman settings, no colour)."""
+    env = dict(os.environ)
+    env.update({
+        "CONTAINERS_CONF": str(ROOT / "tools" / "containers.conf"),
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "PATH": f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
+        "NO_COLOR": "1",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    })
+    return env
+
+
+def recap_changed(result: PlayResult) -> int:
+    """Total changed= over every host of the PLAY RECAP (-1 when there is none)."""
+    recap = result.recap()
+    return sum(c.get("changed", 0) for c in recap.values()) if recap else -1
+
+
+def profile_top(output: str, count: int = 10) -> list[dict]:
+    """The slowest tasks from profile_tasks' TASKS RECAP: [{'task': ..., 'seconds': ...}]."""
+    if "TASKS RECAP" not in output:
+        return []
+    rows = []
+    for line in output.rsplit("TASKS RECAP", 1)[1].splitlines():
+        match = re.match(r"^(.+?) -{2,} (\d+\.\d+)s$", line.strip())
+        if match:
+            rows.append({"task": match.group(1).strip(), "seconds": float(match.group(2))})
+    return rows[:count]
+
+
+@dataclass
+class Lab:
+    """A private lab (own name, ports, state dir, VPC octets), like tests/fleet/conftest.py makes."""
+
+    env: dict[str, str]
+    state_dir: Path
+    extra: dict = field(default_factory=dict)
+
+    def labctl(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "lab" / "labctl.py"), *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def playbook(self, name: str, *args: str, env: dict[str, str] | None = None, extra: dict | None = None,
+                 timeout: int = 3600) -> Timed:
+        cmd = ["ansible-playbook", "-i", "inventories/lab", f"playbooks/{name}.yml", *args,
+               "-e", json.dumps({**self.extra, **(extra or {})})]
+        return timed(cmd, {**self.env, **(env or {})}, timeout=timeout)
+
+
+@contextmanager
+def private_lab(net: str) -> Iterator[Lab]:
+    """`labctl up` a lab of its own; `labctl down` at the end, also on failure or Ctrl-C."""
+    state_dir = Path(tempfile.mkdtemp(prefix="ec2-fleet-bench-"))
+    moto_port = free_port()
+    env = {
+        **base_env(),
+        "EC2_FLEET_LAB_NAME": f"bench-{uuid.uuid4().hex[:6]}",
+        "EC2_FLEET_LAB_STATE_DIR": str(state_dir / "lab"),
+        "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
+        "EC2_FLEET_LAB_LB_PORT": str(free_port()),
+        "EC2_FLEET_LAB_NET": net,
+        "AWS_URL": f"http://127.0.0.1:{moto_port}",
+        "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(state_dir / "inventory-cache"),
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir / "facts"),
+    }
+    # Its own artifact cache: the first converge builds the release like on a fresh control node.
+    lab = Lab(env, state_dir, {"app_artifact_cache_dir": str(state_dir / "artifacts")})
+    log(f"lab {env['EC2_FLEET_LAB_NAME']} up (net {net}.0.0/16, state {state_dir})")
+    up = lab.labctl("up", "--json")
+    try:
+        if up.returncode != 0:
+            raise RuntimeError(f"labctl up failed:\n{up.stdout}{up.stderr}")
+        yield lab
+    finally:
+        down = lab.labctl("down")
+        log(f"lab down: rc={down.returncode}")
+        if down.returncode == 0:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        else:
+            log(f"labctl down failed, state kept in {state_dir}:\n{down.stdout}{down.stderr}")
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "load_at_start": load(),
+            "kernel": platform.release()}
+
+
+def read_results() -> dict:
+    path = RESULTS / "latest.json"
+    return json.loads(path.read_text()) if path.exists() else {"benchmarks": {}}
+
+
+def write_results(name: str, result: dict) -> None:
+    """Store one benchmark's result in latest.json (the others stay) and rewrite latest.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = read_results()
+    data["benchmarks"][name] = {**result, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    data["updated"] = data["benchmarks"][name]["finished"]
+    (RESULTS / "latest.json").write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(data))
+    log(f"wrote {RESULTS / 'latest.json'} and latest.md ({name})")
+
+
+ORDER = ["converge", "scale", "rolling", "inventory", "cache", "throughput"]
+
+
+def markdown(data: dict) -> str:
+    out = ["# Benchmark results", "",
+           "Written by `make bench` (`bench/run.py`); how each figure is measured: [bench/README.md](../README.md).",
+           f"Last update: {data.get('updated', '?')}.", ""]
+    names = sorted(data["benchmarks"], key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    for name in names:
+        b = data["benchmarks"][name]
+        m = b.get("machine", {})
+        out += [f"## {b['title']}", "", f"Method: {b['method']}", "",
+                f"Measured {b.get('finished', '?')} on {m.get('cpus', '?')} CPUs, load average "
+                f"{m.get('load_at_start', '?')} at the start (the machine is shared).", ""]
+        if b.get("targets"):
+            out += ["| target | measured | met |", "|---|---|---|"]
+            out += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in b["targets"]]
+            out.append("")
+        for table in b.get("tables", []):
+            out += [f"**{table['title']}**", "", "| " + " | ".join(table["columns"]) + " |",
+                    "|" + "---|" * len(table["columns"])]
+            out += ["| " + " | ".join(str(c) for c in row) + " |" for row in table["rows"]]
+            out.append("")
+        for note in b.get("notes", []):
+            out.append(f"- {note}")
+        if b.get("notes"):
+            out.append("")
+    return "\n".join(out)
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return round(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2, 2)

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Run the benchmarks and record their figures in bench/results/latest.{json,md} (see bench/README.md).
+
+  bench/run.py inventory [--instances 1000] [--runs 3]
+  bench/run.py converge  [--runs 3] [--scale 10,20] [--scale-runs 2]
+  bench/run.py all
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import converge
+import inventory
+from benchlib import log, write_results
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="benchmark", required=True)
+    inv = sub.add_parser("inventory", help="4. ansible-inventory --list against 1,000 instances in moto")
+    inv.add_argument("--instances", type=int, default=1000)
+    inv.add_argument("--runs", type=int, default=3, help="cold + warm rounds")
+    conv = sub.add_parser("converge", help="1. converge and no-op, tuned vs stock; 2. no-op at 10 and 20 hosts")
+    conv.add_argument("--runs", type=int, default=3, help="no-op runs per setting at 3 hosts")
+    conv.add_argument("--scale", type=_sizes, default=[10, 20], help="fleet sizes after 3 (comma list; '' skips)")
+    conv.add_argument("--scale-runs", type=int, default=2, help="no-op runs per fleet size")
+    conv.add_argument("--net", default=os.environ.get("EC2_FLEET_BENCH_NET", "10.233"),
+                      help="first two octets of the benchmark lab's VPC (EC2_FLEET_BENCH_NET)")
+    sub.add_parser("all", help="every benchmark, one after the other")
+    args = parser.parse_args(argv)
+
+    if args.benchmark in ("inventory", "all"):
+        write_results("inventory", inventory.run(getattr(args, "instances", 1000), getattr(args, "runs", 3)))
+    if args.benchmark in ("converge", "all"):
+        net = getattr(args, "net", os.environ.get("EC2_FLEET_BENCH_NET", "10.233"))
+        converge.run(write_results, getattr(args, "runs", 3), getattr(args, "scale", [10, 20]),
+                     getattr(args, "scale_runs", 2), net)
+    log("done: bench/results/latest.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
