@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fleet_helpers import lab_instance_ids, served_instances
+from fleet_helpers import http, lab_instance_ids, served_instances
 
 pytestmark = pytest.mark.fleet
 
@@ -15,7 +15,10 @@ def test_scale_out_to_five_configures_only_the_new_hosts(converged):
     before = lab_instance_ids(fleet)
     provision = fleet.play("provision", extra={"aws_instances_count": 5})
     assert provision.rc == 0, provision.output[-4000:]
-    site = fleet.play("site")
+    # Scale out at the release the fleet runs now (earlier files may have rolled it forward).
+    status, _, body = http(fleet.endpoints["lb_url"] + "/version")
+    assert status == 200
+    site = fleet.play("site", extra={"app_version": body["version"]})
     assert site.rc == 0, site.output[-4000:]
     recap = site.recap()
     old = {h: c["changed"] for h, c in recap.items() if any(h.endswith(i) for i in before)}
