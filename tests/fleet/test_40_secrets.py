@@ -57,9 +57,6 @@ def tasks_showing(text: str, value: str) -> set[str]:
     return found
 
 
-# A known defect, found by this test and not fixed yet: the secrets show in -vvv output (the tasks are
-# named in the failure message). strict: the test fails as soon as the leak is gone, to drop this mark.
-@pytest.mark.xfail(strict=True, reason="secrets still show in -vvv output of site.yml/rolling_update.yml")
 def test_no_secret_in_the_verbose_output_of_site_and_rolling_update(verbose_runs):
     fleet, outputs = verbose_runs
     hits = {(run, name, task) for run, text in outputs.items() for name, value in secrets(fleet).items()
