@@ -29,6 +29,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from fleettest import PlayResult, failure_messages  # noqa: E402  (tests/ holds the shared output parsers)
+
 LOG_ENV = "EC2_FLEET_BAD_INPUTS_LOG"
 CASE_ENV = "EC2_FLEET_TEST_CASE"
 DEFAULT_LOG = ROOT / ".cache" / "bad-inputs.jsonl"
@@ -73,24 +76,13 @@ def _write(record: dict[str, Any]) -> None:
 
 def _messages(output: str) -> list[str]:
     """The msg of every failed task, else the last [ERROR] line (a failure before any task runs)."""
-    found = []
-    for line in output.splitlines():
-        if line.startswith(("fatal:", "failed:")) and "=>" in line:
-            try:
-                found.append(str(json.loads(line.split("=>", 1)[1]).get("msg", "")))
-            except json.JSONDecodeError:
-                found.append(line)
-    if not found:
-        errors = [line for line in output.splitlines() if line.startswith(("[ERROR]", "ERROR!"))]
-        found = errors[-1:]
-    return found
+    errors = [line for line in output.splitlines() if line.startswith(("[ERROR]", "ERROR!"))]
+    return failure_messages(output) or errors[-1:]
 
 
 def _changed(output: str) -> int | None:
-    recap = output.rsplit("PLAY RECAP", 1)
-    if len(recap) < 2:
-        return None
-    return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", recap[1].split("\n\n", 1)[0]))
+    recap = PlayResult(0, output).recap()
+    return sum(counts.get("changed", 0) for counts in recap.values()) if recap else None
 
 
 def _target(args: list[str]) -> tuple[str, dict[str, Any]]:
