@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Run the benchmarks and record their figures in bench/results/latest.{json,md} (see bench/README.md).
 
-  bench/run.py inventory [--instances 1000] [--runs 3]
-  bench/run.py converge  [--runs 3] [--scale 10,20] [--scale-runs 2]
+  bench/run.py inventory  [--instances 1000] [--runs 3]
+  bench/run.py converge   [--runs 3] [--scale 10,20] [--scale-runs 2]
+  bench/run.py rolling
+  bench/run.py cache
+  bench/run.py throughput
   bench/run.py all
 """
 
@@ -15,8 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cache
 import converge
 import inventory
+import rolling
+import throughput
 from benchlib import log, write_results
 
 
@@ -36,15 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("--scale-runs", type=int, default=2, help="no-op runs per fleet size")
     conv.add_argument("--net", default=os.environ.get("EC2_FLEET_BENCH_NET", "10.233"),
                       help="first two octets of the benchmark lab's VPC (EC2_FLEET_BENCH_NET)")
+    for name, what in (("rolling", "3. rolling-update overhead per host beside the waits"),
+                       ("cache", "5. one shared Redis versus a Redis per host"),
+                       ("throughput", "6. requests/s and latency behind the load balancer")):
+        sub.add_parser(name, help=what).add_argument("--net", default=os.environ.get("EC2_FLEET_BENCH_NET", "10.233"),
+                         help="first two octets of the benchmark lab's VPC (EC2_FLEET_BENCH_NET)")
     sub.add_parser("all", help="every benchmark, one after the other")
     args = parser.parse_args(argv)
+    net = getattr(args, "net", os.environ.get("EC2_FLEET_BENCH_NET", "10.233"))
 
     if args.benchmark in ("inventory", "all"):
         write_results("inventory", inventory.run(getattr(args, "instances", 1000), getattr(args, "runs", 3)))
     if args.benchmark in ("converge", "all"):
-        net = getattr(args, "net", os.environ.get("EC2_FLEET_BENCH_NET", "10.233"))
         converge.run(write_results, getattr(args, "runs", 3), getattr(args, "scale", [10, 20]),
                      getattr(args, "scale_runs", 2), net)
+    for name, module in (("rolling", rolling), ("cache", cache), ("throughput", throughput)):
+        if args.benchmark in (name, "all"):
+            write_results(name, module.run(net))
     log("done: bench/results/latest.md")
     return 0
 
