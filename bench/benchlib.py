@@ -47,6 +47,12 @@ class Timed:
     def play(self) -> PlayResult:
         return PlayResult(self.rc, self.output)
 
+    def checked(self, name: str) -> Timed:
+        """This run, or an error naming it with the end of its output when it failed."""
+        if self.rc != 0:
+            raise RuntimeError(f"{name} failed (rc {self.rc}):\n{self.output[-4000:]}")
+        return self
+
 
 def timed(cmd: Sequence[str], env: dict[str, str], timeout: int = 3600) -> Timed:
     """Run cmd from the repo root; the wall time of the whole process and the CPU time it used."""

@@ -73,8 +73,7 @@ def audit_record(directory: Path) -> dict:
 def rolling_run(lab: Lab, label: str, version: str, settings: dict, app_start_s: float) -> dict:
     audit = lab.state_dir / "audit" / label
     t: Timed = lab.playbook("rolling_update", extra={"app_version": version, "rolling_audit_dir": str(audit)})
-    if t.rc != 0:
-        raise RuntimeError(f"rolling_update.yml ({label}) failed (rc {t.rc}):\n{t.output[-5000:]}")
+    t.checked(f"rolling_update.yml ({label})")
     record = audit_record(audit)
     hosts = [h for h in record["hosts"] if h["status"] == "updated"]
     if len(hosts) != HOSTS:
@@ -104,9 +103,7 @@ def _settings_vars(settings: dict) -> dict:
 def run(net: str = "10.233") -> dict:
     with private_lab(net) as lab:
         for name in ("provision", "site"):
-            t = lab.playbook(name)
-            if t.rc != 0:
-                raise RuntimeError(f"{name}.yml failed (rc {t.rc}):\n{t.output[-4000:]}")
+            t = lab.playbook(name).checked(f"{name}.yml")
             log(f"rolling: {name}.yml {t.wall} s")
         starts = app_start(lab, "orders-api")
         start_s = median(starts)
@@ -114,9 +111,7 @@ def run(net: str = "10.233") -> dict:
         runs = [rolling_run(lab, "lab settings", "2.0.0", LAB, start_s)]
         # The recommended settings: the target group changed in place by provision.yml (the aws_alb role).
         lab.extra.update(_settings_vars(RECOMMENDED))
-        t = lab.playbook("provision")
-        if t.rc != 0:
-            raise RuntimeError(f"provision.yml (recommended target group settings) failed:\n{t.output[-4000:]}")
+        lab.playbook("provision").checked("provision.yml (recommended target group settings)")
         runs.append(rolling_run(lab, "recommended settings", "3.0.0", RECOMMENDED, start_s))
     return result(runs, starts, net)
 

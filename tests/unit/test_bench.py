@@ -6,6 +6,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import cache
@@ -60,3 +62,14 @@ def test_the_request_stream_is_the_same_for_the_same_seed_and_skewed() -> None:
     # Zipf-like: the most requested order is asked more than ten times as often as the median one.
     assert counts[0][1] > 10 * counts[len(counts) // 2][1]
     assert set(first) <= set(ids)
+
+
+def test_a_failed_command_stops_the_benchmark_with_the_end_of_its_output() -> None:
+    import benchlib
+
+    ok = benchlib.Timed(wall=1.0, cpu=0.5, rc=0, output="fine", load=0.1)
+    assert ok.checked("site.yml") is ok
+    failed = benchlib.Timed(wall=1.0, cpu=0.5, rc=2, output="x" * 5000 + "TASK [app : boom] failed", load=0.1)
+    with pytest.raises(RuntimeError, match=r"^site.yml failed \(rc 2\):") as err:
+        failed.checked("site.yml")
+    assert str(err.value).endswith("TASK [app : boom] failed")
