@@ -18,11 +18,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fleettest import PlayResult, free_port  # noqa: E402
+
+
+def project_var(name: str, *files: str) -> object:
+    """A plain variable as the project sets it: the last of these YAML files (from the repo root) that has it."""
+    found = [data[name] for f in files if name in (data := yaml.safe_load((ROOT / f).read_text()) or {})]
+    if not found:
+        raise KeyError(f"{name} is in none of {', '.join(files)}")
+    return found[-1]
 
 
 def log(message: str) -> None:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import redis
-from benchlib import Lab, Timed, load, log, machine, private_lab, recap_changed, timed, write_results
+from benchlib import Lab, Timed, load, log, machine, private_lab, project_var, recap_changed, timed, write_results
 
 SEED = 20260705
 ORDERS = 500  # orders created before the runs (ids 1..ORDERS in the fresh lab database)
@@ -34,7 +34,7 @@ ZIPF_S = 1.0  # popularity of the order of rank r ~ 1 / r**s
 CONCURRENCY = 4  # requests in flight (closed loop, a new connection per request)
 STREAM_MAX_S = 240.0  # a run stops sending after this long (reported, not hidden)
 STALE_ORDERS = 5  # the most requested orders, updated once per setup for the stale check
-APP_PORT = 8000  # fleet_app_port (group_vars/all/main.yml): the hosts' app, reached directly
+APP_PORT = project_var("fleet_app_port", "group_vars/all/main.yml")  # the hosts' app, reached directly
 PG_STATS_DELAY_S = 11.0  # PostgreSQL backends flush table statistics at most 10 s after going idle
 TIMEOUT_S = 10.0  # one HTTP request
 PER_HOST_PLAYBOOK = "bench/cache_per_host.yml"

@@ -15,14 +15,24 @@ import json
 import re
 from pathlib import Path
 
-from benchlib import Lab, Timed, log, machine, median, private_lab, profile_top, recap_changed, timed
+from benchlib import Lab, Timed, log, machine, median, private_lab, profile_top, project_var, recap_changed, timed
 
 TARGET_OVERHEAD_S = 8.0
 HOSTS = 3
 
-# (deregistration delay s, health-check interval s, healthy threshold)
-LAB = {"deregistration_delay": 5, "interval": 5, "healthy_threshold": 2}
-RECOMMENDED = {"deregistration_delay": 30, "interval": 10, "healthy_threshold": 2}  # roles/aws_alb/defaults/main.yml
+# (deregistration delay s, health-check interval s, healthy threshold), as the project sets them.
+_ALB_DEFAULTS_FILE = "roles/aws_alb/defaults/main.yml"
+_LAB_FILE = "inventories/lab/group_vars/all/env.yml"
+
+
+def _alb_settings(*files: str) -> dict:
+    return {"deregistration_delay": project_var("aws_alb_deregistration_delay", *files),
+            "interval": project_var("aws_alb_health_check_interval", *files),
+            "healthy_threshold": project_var("aws_alb_healthy_threshold", *files)}
+
+
+LAB = _alb_settings(_ALB_DEFAULTS_FILE, _LAB_FILE)
+RECOMMENDED = _alb_settings(_ALB_DEFAULTS_FILE)
 ALB_DEFAULTS = {"deregistration_delay": 300, "interval": 30, "healthy_threshold": 5}  # a target group's AWS defaults
 
 RELOAD = (

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchlib import ROOT, Lab, Timed, load, log, machine, private_lab, recap_changed, write_results
+from benchlib import ROOT, Lab, Timed, load, log, machine, private_lab, project_var, recap_changed, write_results
 
 sys.path.insert(0, str(ROOT / "tools"))
 from loadgen import check_url, classify_exception, percentile
@@ -43,7 +43,7 @@ BUSY_OTHER_CORES = 0.25  # cores taken by other work during a level: say the fig
 CLIENT_CPU_CAP = 85.0  # % of one core: above it the client, not the service, may set the figure
 USER_AGENT = "ec2-fleet-bench-throughput"
 MAX_ERROR_DETAILS = 5  # distinct texts per level
-APP_PORT = 8000  # roles/app app_port: each host's workers, for their /metrics
+APP_PORT = project_var("fleet_app_port", "group_vars/all/main.yml")  # the hosts' app, reached directly
 METRICS_SAMPLES = 48  # /metrics requests per host per snapshot, a new connection each
 
 
