@@ -18,7 +18,11 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export NO_COLOR := 1
 
-HOST_PACKAGES := podman runc debootstrap uidmap slirp4netns redis-server postgresql haproxy openssl nodejs
+# podman on CNI with the dnsname plugin (containers on a lab network resolve each other's names;
+# molecule's default network keeps the host's resolver) and iptables for CNI's NAT; nftables for
+# the lab's "no route from the ops box" rule and the SSH-loss fault.
+HOST_PACKAGES := podman runc containernetworking-plugins golang-github-containernetworking-plugin-dnsname \
+                 iptables nftables debootstrap uidmap slirp4netns redis-server postgresql haproxy openssl nodejs
 
 .PHONY: help host-deps venv image lint test test-unit test-molecule clean lab lab-down lab-status bench
 

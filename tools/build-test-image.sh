@@ -7,16 +7,22 @@
 #
 # The image is built from Debian's archive with debootstrap and imported with
 # `podman import`; no container registry is needed. An existing tag is reused
-# unless FORCE=1.
+# while it was built by this very script (its label ec2-fleet.recipe holds the script's
+# hash), so a changed recipe rebuilds on the next `make image`; FORCE=1 always rebuilds.
 set -euo pipefail
 
 IMAGE="${1:-${EC2_FLEET_TEST_IMAGE:-localhost/ec2-fleet-host:bookworm}}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"
+RECIPE="$(sha256sum "$0" | cut -c1-16)"
 
 if [[ "${FORCE:-0}" != 1 ]] && podman image exists "$IMAGE"; then
-  echo "test image $IMAGE exists; reusing it (FORCE=1 rebuilds)"
-  exit 0
+  built="$(podman image inspect --format '{{ index .Labels "ec2-fleet.recipe" }}' "$IMAGE" 2>/dev/null || true)"
+  if [[ "$built" == "$RECIPE" ]]; then
+    echo "test image $IMAGE exists (recipe $RECIPE); reusing it (FORCE=1 rebuilds)"
+    exit 0
+  fi
+  echo "test image $IMAGE was built by another recipe (${built:-none}, now $RECIPE): rebuilding"
 fi
 
 # The mirror apt already uses on this machine (deb822 or one-line sources).
@@ -63,5 +69,6 @@ CHROOT
 tar -C "$ROOTFS" -c . | podman import \
   --change 'CMD ["/lib/systemd/systemd"]' \
   --change 'ENV container=podman' \
-  --change 'STOPSIGNAL SIGRTMIN+3' - "$IMAGE" >/dev/null
+  --change 'STOPSIGNAL SIGRTMIN+3' \
+  --change "LABEL ec2-fleet.recipe=$RECIPE" - "$IMAGE" >/dev/null
 echo "built $IMAGE"
