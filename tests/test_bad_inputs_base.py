@@ -40,3 +40,20 @@ def test_base_refuses_bad_input(apply_role, variable, value, message):
     assert_rejected(result, variable)
     refusal = re.sub(r"\s+", " ", " ".join(failure_messages(result.output)))
     assert re.search(message, refusal), f"refusal does not say /{message}/: {refusal}"
+
+
+# Facts of hosts the role was never written for, handed in as extra vars (they win over
+# the gathered ones): the role must stop before its first change, naming what it found
+# and what it supports, instead of applying another distribution's settings.
+UNSUPPORTED = [
+    {"distribution": "Ubuntu", "distribution_major_version": "20", "distribution_version": "20.04"},
+    {"distribution": "Ubuntu", "distribution_major_version": "26", "distribution_version": "26.04"},
+]
+
+
+@pytest.mark.parametrize("facts", UNSUPPORTED, ids=[f["distribution_version"] for f in UNSUPPORTED])
+def test_base_refuses_an_unsupported_platform(apply_role, facts):
+    result = apply_role("base", {"ansible_facts": {**facts, "os_family": "Debian"}})
+    assert_rejected(result, f"Ubuntu {facts['distribution_version']}")
+    refusal = re.sub(r"\s+", " ", " ".join(failure_messages(result.output)))
+    assert "supported: Ubuntu 22.04, Ubuntu 24.04, Debian 12" in refusal, refusal
