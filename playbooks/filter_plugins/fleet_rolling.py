@@ -1,7 +1,9 @@
-"""Filters of the rolling playbooks: the batch plan (rolling_update.yml, rollback.yml)."""
+"""Filters of the rolling playbooks: the batch plan (rolling_update.yml, rollback.yml) and the run's
+summary in SSM (written by tasks/rolling_report.yml, read by rolling_lock.yml and verify.yml)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -61,6 +63,76 @@ def rolling_batches(hosts, spec=1, zones=None) -> list[list[str]]:
     return batches
 
 
+# A Standard-tier SSM parameter holds at most 4 KB. The summary stays below it at any fleet size:
+# counts of every status, the first problem hosts that fit, how many there were, and where the
+# full audit record is.
+SUMMARY_LIMIT = 4096
+# Host statuses that need no attention.
+_FINE = {"updated", "unchanged", "not updated", "reverted"}
+
+
+def rolling_summary(run: dict, hosts: list, record: str = "", limit: int = SUMMARY_LIMIT) -> str:
+    """The run's summary as JSON of at most `limit` bytes (UTF-8), valid at any fleet size.
+
+    run: run_id, action, version, who, started, result (longer strings are cut, never the JSON).
+    hosts: the per-host results ({host, status, ...}). record: where the full audit record is.
+    """
+    counts: dict[str, int] = {}
+    for host in hosts:
+        status = str(host.get("status", "unknown"))
+        counts[status] = counts.get(status, 0) + 1
+    problems = [str(h.get("host", "")) for h in hosts if str(h.get("status", "unknown")) not in _FINE]
+    fields = ("run_id", "action", "version", "who", "started", "result")
+    summary: dict = {key: str(run.get(key, "") or "")[:200] for key in fields}
+    summary.update({
+        "hosts": len(hosts),
+        "counts": counts,
+        "problems": problems,
+        "problems_total": len(problems),
+        "record": str(record)[:512],
+    })
+
+    def encoded() -> str:
+        return json.dumps(summary, separators=(",", ":"), ensure_ascii=False)
+
+    # Keep the longest head of the problem list that fits (problems_total keeps the true number).
+    text = encoded()
+    if len(text.encode()) > limit:
+        low, high = 0, len(problems)  # a head of `low` names fits; one of `high` may not
+        while low < high:
+            middle = (low + high + 1) // 2
+            summary["problems"] = problems[:middle]
+            if len(encoded().encode()) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        summary["problems"] = problems[:low]
+        text = encoded()
+    if len(text.encode()) > limit:  # only with absurd statuses: keep the counts' total
+        summary["counts"] = {"total": len(hosts)}
+        text = encoded()
+    return text
+
+
+def rolling_summary_parse(text) -> dict:
+    """A summary read back from SSM as a dict; {} when there is none, with `unreadable` when it is not JSON.
+
+    Records written before the summary was kept valid may have been cut mid-JSON: readers show
+    that instead of failing.
+    """
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {"unreadable": f"not valid JSON ({len(str(text))} characters)"}
+    return value if isinstance(value, dict) else {"unreadable": "not a JSON object"}
+
+
 class FilterModule:
     def filters(self):
-        return {"rolling_batches": rolling_batches}
+        return {
+            "rolling_batches": rolling_batches,
+            "rolling_summary": rolling_summary,
+            "rolling_summary_parse": rolling_summary_parse,
+        }
