@@ -151,6 +151,8 @@ def status(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
     widths = [max(len(r[n]) for r in rows) for n in range(4)]
     for r in rows:
         print("  ".join(f"{cell:<{widths[n]}}" for n, cell in enumerate(r[:4])) + "  " + r[4])
+    for b in data.get("bastions", []):
+        print(f"Bastion: {b['id']} at {b['ip']} ({b['container']}); the only instance this host may SSH to")
     print(f"Database: {data['db']['alias']}:5432 ({data['db']['state']}); URL in SSM {config.ssm_prefix}/database_url")
     wanted = data.get("faults") or {}
     held = [what for what, key in (("Redis stopped", "redis_stopped"), ("database stopped", "db_stopped"))

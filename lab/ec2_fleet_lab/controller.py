@@ -29,7 +29,9 @@ def clients(config: LabConfig) -> dict[str, Any]:
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region
     )
-    return {s: session.client(s, endpoint_url=config.moto_url) for s in ("ec2", "elasticache", "ssm", "elbv2")}
+    return {
+        s: session.client(s, endpoint_url=config.moto_url) for s in ("ec2", "elasticache", "ssm", "elbv2", "acm")
+    }
 
 
 def ubuntu_ami() -> str:
@@ -46,7 +48,7 @@ class Controller:
         self.config = config
         self.paths = state.Paths(config.state_dir)
         self.stop_event = threading.Event()
-        self.balancer = Balancer(config)
+        self.balancer = Balancer(config, self.paths.root / "haproxy" / "lb.pem")
         self.fleet: Fleet | None = None
         self.threads: list[threading.Thread] = []
 
@@ -85,9 +87,11 @@ class Controller:
             except Exception:
                 time.sleep(0.1)
         db_url = f"postgresql://{c.db_user}:{db_password}@{c.db_alias}:5432/{c.db_name}"
+        certificate_arn = self._lb_certificate(aws["acm"], ca)
         parameters = {
             f"{c.ssm_prefix}/ubuntu-ami-id": ("String", ubuntu_ami()),
             f"{c.ssm_prefix}/database_url": ("SecureString", db_url),
+            f"{c.ssm_prefix}/alb-certificate-arn": ("String", certificate_arn),
         }
         for name, (kind, value) in parameters.items():
             aws["ssm"].put_parameter(Name=name, Type=kind, Value=value, Overwrite=True)
@@ -105,6 +109,10 @@ class Controller:
             "aws_url": c.moto_url,
             "region": c.region,
             "lb_url": c.lb_url,
+            "lb_http_url": c.lb_http_url,
+            "lb_ca_file": str(ca[0]),
+            "lb_certificate_arn": certificate_arn,
+            "registration_delay": c.registration_delay,
             "imds_url": f"http://{c.imds_address}" + ("" if c.imds_port == 80 else f":{c.imds_port}"),
             "redis_ca_file": str(ca[0]),
             "ssh_private_key_file": str(ssh_key),
@@ -115,6 +123,24 @@ class Controller:
         }
         state.write_json(p.endpoints, endpoints)
         log.info("Lab ready in %.1f s: %s", time.monotonic() - started, json.dumps(endpoints))
+
+    def _lb_certificate(self, acm: Any, ca: tuple[Path, Path]) -> str:
+        """The load balancer's certificate, signed by the lab CA for 127.0.0.1, localhost and any ALB DNS
+        name of the region; written for HAProxy and imported into ACM (its ARN is the HTTPS listener's)."""
+        c = self.config
+        names = ["localhost", f"*.{c.region}.elb.amazonaws.com"]
+        cert, key = keys.server_cert(ca[0], ca[1], self.paths.root / "tls" / "lb", names, sorted({"127.0.0.1", c.lb_host}))
+        pem = self.paths.root / "haproxy" / "lb.pem"
+        pem.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pem.write_text(cert.read_text() + key.read_text())
+        pem.chmod(0o600)
+        imported = acm.import_certificate(
+            Certificate=cert.read_bytes(),
+            PrivateKey=key.read_bytes(),
+            CertificateChain=ca[0].read_bytes(),
+            Tags=[{"Key": "Project", "Value": c.project}, {"Key": "Environment", "Value": c.environment}],
+        )
+        return imported["CertificateArn"]
 
     def _loop(self, name: str, period: float, step: Any) -> None:
         def body() -> None:
@@ -147,7 +173,13 @@ class Controller:
                 health.setdefault(h.instance_id, []).append(f"{tg.name}:{h.status}")
         containers = podman.containers(self.config.name)
         instances = []
+        bastions = [
+            {"id": iid, "ip": ip, "container": getattr(containers.get(f"{self.config.name}-{iid}"), "state", "absent")}
+            for iid, ip in sorted(self.fleet.bastion_ips.items())
+        ]
         for iid, ip in sorted(self.fleet.instance_ips.items()):
+            if iid in self.fleet.bastion_ips:  # not an app host: listed on its own line
+                continue
             c = containers.get(f"{self.config.name}-{iid}")
             instances.append(
                 {"id": iid, "ip": ip, "container": c.state if c else "absent", "health": health.pop(iid, [])}
@@ -165,6 +197,7 @@ class Controller:
             "lb_url": self.config.lb_url,
             "aws_url": self.config.moto_url,
             "instances": instances,
+            "bastions": bastions,
             "redis": redis,
             "db": {"alias": self.config.db_alias, "state": db.state if db else "absent", "ips": db_ips},
             "faults": asdict(self.fleet.faults),

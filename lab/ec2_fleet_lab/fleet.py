@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ec2_fleet_lab import faults, keys, moto_lab, podman
+from ec2_fleet_lab import faults, firewall, keys, moto_lab, podman
 from ec2_fleet_lab.config import LABEL, LabConfig
 from ec2_fleet_lab.imds import BridgeImds
 
@@ -33,6 +33,7 @@ class Instance:
     key_name: str | None
     instance_type: str
     image_id: str
+    role: str = ""  # the Role tag: "bastion" is the one instance the control node may SSH to
 
     def metadata(self, region: str) -> dict[str, str]:
         host = "ip-" + self.ip.replace(".", "-")
@@ -78,11 +79,13 @@ class Fleet:
     service_ips: dict[tuple[str, str], str] = field(default_factory=dict)  # (vpc id, container) -> IP
     db_networks: set[str] = field(default_factory=set)
     instance_ips: dict[str, str] = field(default_factory=dict)  # running lab instance -> private IP
+    bastion_ips: dict[str, str] = field(default_factory=dict)  # the running bastions among them
     meta_by_ip: dict[str, dict[str, str]] = field(default_factory=dict)
     redis: dict[str, dict[str, Any]] = field(default_factory=dict)  # group id -> what status shows
     errors: dict[str, str] = field(default_factory=dict)
     faults: faults.Faults = field(default_factory=faults.Faults)  # `labctl.py fault`: wanted on purpose
     _warned: dict[str, float] = field(default_factory=dict)
+    _firewall: firewall.Firewall | None = None
 
     @property
     def lab(self) -> str:
@@ -110,6 +113,7 @@ class Fleet:
                                 i.get("KeyName"),
                                 i.get("InstanceType", ""),
                                 i.get("ImageId", ""),
+                                next((t["Value"] for t in i.get("Tags", []) if t["Key"] == "Role"), ""),
                             )
                         )
         return result
@@ -164,6 +168,11 @@ class Fleet:
                 self._guard(f"network {vpc}", self._create_network, vpc, cidrs[vpc], instances)
         if self.networks:
             self._guard("database", self._ensure_db)
+        # Before any instance starts: no private instance is ever reachable by SSH from this host.
+        if self._firewall is None:
+            self._firewall = firewall.Firewall(self.lab)
+        self._guard("firewall", self._firewall.apply, [n.cidr for n in self.networks.values()],
+                    [i.ip for i in instances if i.role == "bastion"])
 
         actual = podman.containers(self.lab)
         running: dict[str, Instance] = {}
@@ -193,6 +202,7 @@ class Fleet:
         for network in self.networks.values():
             self._guard(f"imds {network.name}", self._ensure_imds, network)
         self.instance_ips = {i.id: i.ip for i in running.values()}
+        self.bastion_ips = {i.id: i.ip for i in running.values() if i.role == "bastion"}
         self.meta_by_ip = {i.ip: i.metadata(self.config.region) for i in running.values()}
 
         wanted_redis = set()
@@ -527,4 +537,5 @@ exec su postgres -s /bin/sh -c "exec $BIN/postgres -D $DATA -c listen_addresses=
             if network.imds is not None:
                 network.imds.stop()
         self.networks.clear()
+        firewall.remove(self.lab)
         podman.sweep(self.lab)

@@ -4,6 +4,7 @@ group's delay; ElastiCache keeps the AUTH token so the lab's Redis can require i
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -149,6 +150,8 @@ def patch() -> None:
 
 def start(host: str, port: int) -> ThreadedMotoServer:
     patch()
+    # AWS's managed policies (AmazonSSMManagedInstanceCore for the hosts' role) exist, as on AWS.
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     return server

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ec2_fleet_lab import podman
+from ec2_fleet_lab import firewall, podman
 from ec2_fleet_lab.config import LabConfig
 from ec2_fleet_lab.imds import remove_address
 
@@ -94,6 +94,8 @@ def cleanup(config: LabConfig, keep_logs: bool = True) -> list[str]:
         if device and Path(f"/sys/class/net/{device}").exists():
             remove_address(device, config.imds_address)
             removed.append(f"address {config.imds_address} on {device} ({name})")
+    if firewall.remove(config.name):
+        removed.append(f"nftables table inet {firewall.table_name(config.name)}")
     removed += podman.sweep(config.name)
     if config.state_dir.is_dir():
         for entry in config.state_dir.iterdir():
