@@ -6,10 +6,14 @@
 // /ready answers 503 when READY_FAIL=1 or a file named READY_FAIL sits next to this script (a
 // "broken release" marker that travels with the release instead of the unit's environment).
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (GRACEFUL_TIMEOUT_SECONDS, default
-// 10), exit 0.
+// 10), exit 0. A request already on its way is still answered: every response after the signal says
+// `Connection: close`, and a connection is closed only once it has been quiet for QUIET_MS with no
+// request in flight (closing idle connections at once resets a new connection whose request was
+// not read yet, and a kept-alive one whose next request is crossing the close).
 
 const fs = require('fs');
 const http = require('http');
+const net = require('net');
 const os = require('os');
 const path = require('path');
 
@@ -18,6 +22,8 @@ const version = process.env.APP_VERSION || 'unknown';
 const graceMs = 1000 * Number(process.env.GRACEFUL_TIMEOUT_SECONDS || 10);
 const debugEndpoints = process.env.APP_DEBUG_ENDPOINTS === '1';
 const startedAt = new Date().toISOString();
+const QUIET_MS = 500;
+let stopping = false;
 
 function log(msg, extra) {
   process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level: 'INFO', msg, pid: process.pid, ...extra }) + '\n');
@@ -36,6 +42,7 @@ function send(res, status, body) {
 }
 
 function handler(req, res) {
+  if (stopping) res.setHeader('Connection', 'close');
   const url = new URL(req.url, 'http://localhost');
   const requestId = req.headers['x-request-id'] || '';
   if (requestId) res.setHeader('X-Request-ID', requestId);
@@ -75,8 +82,24 @@ function listenTargets() {
   return [{ port: Number(process.env.PORT || 3000), host: process.env.HOST || '127.0.0.1', name: 'port' }];
 }
 
+// Every connection, with whether a request is in flight on it and when it last saw a byte or a response.
+const sockets = new Map();
+function track(socket) {
+  const state = { busy: 0, last: Date.now() };
+  sockets.set(socket, state);
+  socket.on('data', () => { state.last = Date.now(); });
+  socket.on('close', () => sockets.delete(socket));
+}
+
 const servers = listenTargets().map((target) => {
   const server = http.createServer(handler);
+  server.on('connection', track);
+  server.on('request', (req, res) => {
+    const state = sockets.get(req.socket);
+    if (!state) return;
+    state.busy += 1;
+    res.on('close', () => { state.busy -= 1; state.last = Date.now(); });
+  });
   server.keepAliveTimeout = 75000; // longer than the ALB idle timeout (60 s)
   const spec = target.fd !== undefined ? { fd: target.fd } : { port: target.port, host: target.host };
   server.listen(spec, () => log('listening', { on: target.name, fd: target.fd, port: target.port }));
@@ -87,7 +110,13 @@ const servers = listenTargets().map((target) => {
   return server;
 });
 
-let stopping = false;
+function closeQuietConnections() {
+  const now = Date.now();
+  for (const [socket, state] of sockets) {
+    if (state.busy === 0 && now - state.last >= QUIET_MS) socket.end();
+  }
+}
+
 function shutdown(signal) {
   if (stopping) return;
   stopping = true;
@@ -101,9 +130,11 @@ function shutdown(signal) {
     }
   };
   for (const server of servers) {
-    server.close(done); // stop accepting; calls back once in-flight requests have finished
-    server.closeIdleConnections();
+    // Stop accepting; calls back once every connection has closed. net.Server's close, not
+    // http.Server's: since Node 19 that one also closes idle connections at once.
+    net.Server.prototype.close.call(server, done);
   }
+  setInterval(closeQuietConnections, 100).unref();
   setTimeout(() => {
     log('graceful timeout reached, exiting', { grace_ms: graceMs });
     process.exit(1);

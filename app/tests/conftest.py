@@ -327,8 +327,10 @@ def fake_imds() -> Iterator[FakeImds]:
 class AppProcess:
     """`orders-api` (or any command) as a subprocess, with its log captured to a file."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, target: str) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, target: str,
+                 pass_fds: tuple[int, ...] = ()) -> None:
         self.cmd = cmd
+        self.pass_fds = pass_fds
         self.env = env
         self.log_path = log_path
         self.target = target
@@ -337,7 +339,7 @@ class AppProcess:
     def start(self, wait: bool = True) -> AppProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, pass_fds=self.pass_fds)
         if wait:
             wait_until(self._healthy, 20, interval=0.1, what=f"{self.cmd[0]} /health on {self.target}")
         return self
@@ -375,11 +377,12 @@ class AppProcess:
 
 @pytest.fixture
 def launch(tmp_base: Path) -> Iterator[Any]:
-    """launch(env_overrides, cmd=None, target=None, wait=True) -> AppProcess; all stopped at test end."""
+    """launch(env_overrides, cmd=None, target=None, wait=True, pass_fds=()) -> AppProcess; all stopped at
+    test end."""
     started: list[AppProcess] = []
 
     def _launch(env: dict[str, str], cmd: list[str] | None = None, target: str | None = None,
-                wait: bool = True) -> AppProcess:
+                wait: bool = True, pass_fds: tuple[int, ...] = ()) -> AppProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "PG", "REDIS"))}
         full_env.update({"LOG_LEVEL": "INFO", "METADATA_URL": "off", "WEB_CONCURRENCY": "1",
                          "GRACEFUL_TIMEOUT_SECONDS": "10"})
@@ -388,7 +391,7 @@ def launch(tmp_base: Path) -> Iterator[Any]:
         full_env.update(env)
         target = target or full_env.get("BIND", "")
         log_path = tmp_base / f"app-{len(started)}-{time.monotonic_ns()}.log"
-        proc = AppProcess(cmd or [str(ORDERS_API)], full_env, log_path, target)
+        proc = AppProcess(cmd or [str(ORDERS_API)], full_env, log_path, target, pass_fds)
         started.append(proc)
         return proc.start(wait=wait)
 

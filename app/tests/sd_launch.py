@@ -1,9 +1,12 @@
 """A tiny stand-in for systemd socket activation (like `systemd-socket-activate`).
 
     python sd_launch.py --tcp 127.0.0.1:PORT --unix /path/probe.sock -- COMMAND ARGS...
+    python sd_launch.py --fd N --unix /path/probe.sock -- COMMAND ARGS...
 
-Binds and listens on each socket in order, moves them to fds 3, 4, ..., sets LISTEN_FDS,
-LISTEN_FDNAMES and LISTEN_PID (this process's pid) and execs COMMAND, which keeps the pid.
+Binds and listens on each socket in order (or, with --fd, takes a listening socket it inherited,
+as systemd keeps one socket across restarts of the services that share it), moves them to fds
+3, 4, ..., sets LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (this process's pid) and execs
+COMMAND, which keeps the pid.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ SD_LISTEN_FDS_START = 3
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tcp", action="append", default=[], help="HOST:PORT (listen, name 'public')")
+    parser.add_argument("--fd", action="append", type=int, default=[], help="inherited listening fd (name 'public')")
     parser.add_argument("--unix", action="append", default=[], help="PATH (listen, name 'probe')")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -26,7 +30,7 @@ def main() -> None:
     if not command:
         parser.error("a command is required after --")
 
-    sockets: list[tuple[socket.socket, str]] = []
+    sockets: list[tuple[socket.socket, str]] = [(socket.socket(fileno=fd), "public") for fd in args.fd]
     for address in args.tcp:
         host, port = address.rsplit(":", 1)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

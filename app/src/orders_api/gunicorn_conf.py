@@ -12,7 +12,7 @@ from orders_api.logs import logging_config
 _settings = load_settings()
 
 wsgi_app = "orders_api.app:create_app()"
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "orders_api.serving.DrainingUvicornWorker"
 bind = [_settings.bind]
 workers = _settings.web_concurrency
 graceful_timeout = _settings.graceful_timeout_seconds
