@@ -92,6 +92,16 @@ options:
         reports a change (the current token cannot be read back), so set it for one run, then remove it.
     type: str
     choices: [ROTATE, SET]
+  snapshot_retention_limit:
+    description:
+      - Days AWS keeps the automatic daily snapshots of the group (0-35); V(0) turns automatic snapshots off.
+        Omitted means the AWS default at creation (0) and no check later.
+    type: int
+  snapshot_window:
+    description:
+      - Daily time range (UTC) of the automatic snapshot, like V(03:00-04:00), at least 60 minutes. Omitted means
+        AWS chooses at creation and no check later.
+    type: str
   port:
     description: Port the nodes listen on. Create time only.
     type: int
@@ -236,6 +246,12 @@ replication_group:
     port:
       description: Port.
       type: int
+    snapshot_retention_limit:
+      description: Days automatic snapshots are kept (0 is none).
+      type: int
+    snapshot_window:
+      description: Daily UTC time range of the automatic snapshot.
+      type: str
     cache_subnet_group_name:
       description: Subnet group of the first member cluster (null when it cannot be read).
       type: str
@@ -372,6 +388,8 @@ class ReplicationGroups:
             "at_rest_encryption": bool(raw.get("AtRestEncryptionEnabled")),
             "auth_token_enabled": bool(raw.get("AuthTokenEnabled")),
             "port": port,
+            "snapshot_retention_limit": raw.get("SnapshotRetentionLimit"),
+            "snapshot_window": raw.get("SnapshotWindow"),
             "cache_subnet_group_name": member.get("CacheSubnetGroupName") if member else None,
             "security_group_ids": (
                 sorted(sg["SecurityGroupId"] for sg in member.get("SecurityGroups", [])) if member else None
@@ -438,6 +456,8 @@ class ReplicationGroups:
             "AuthToken": p["auth_token"],
             "CacheSubnetGroupName": p["cache_subnet_group_name"],
             "SecurityGroupIds": p["security_group_ids"],
+            "SnapshotRetentionLimit": p["snapshot_retention_limit"],
+            "SnapshotWindow": p["snapshot_window"],
             "Tags": ansible_dict_to_boto3_tag_list(p["tags"]) if p["tags"] else None,
         }
         request.update({k: v for k, v in optional.items() if v is not None})
@@ -508,6 +528,27 @@ def validate(module: AnsibleAWSModule) -> None:
             )
     if p["auth_token_update_strategy"] and not p["auth_token"]:
         module.fail_json(msg="auth_token_update_strategy needs auth_token")
+    retention = p["snapshot_retention_limit"]
+    if retention is not None and not 0 <= retention <= 35:
+        module.fail_json(msg=f"snapshot_retention_limit must be 0-35 days (got {retention})")
+    if p["snapshot_window"] is not None and not window_ok(p["snapshot_window"]):
+        module.fail_json(
+            msg="snapshot_window must be a UTC range hh:mm-hh:mm of at least 60 minutes, like 03:00-04:00 "
+            f"(got {p['snapshot_window']!r})"
+        )
+
+
+WINDOW_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def window_ok(window: str) -> bool:
+    """A daily UTC range hh:mm-hh:mm of at least 60 minutes (it may wrap past midnight), as AWS requires."""
+    match = WINDOW_RE.match(window)
+    if not match:
+        return False
+    start = int(match.group(1)) * 60 + int(match.group(2))
+    end = int(match.group(3)) * 60 + int(match.group(4))
+    return (end - start) % (24 * 60) >= 60
 
 
 def desired_settings(module: AnsibleAWSModule) -> dict[str, Any]:
@@ -524,6 +565,8 @@ def desired_settings(module: AnsibleAWSModule) -> dict[str, Any]:
         "at_rest_encryption": p["at_rest_encryption"],
         "auth_token_enabled": p["auth_token"] is not None,
         "port": p["port"],
+        "snapshot_retention_limit": p["snapshot_retention_limit"],
+        "snapshot_window": p["snapshot_window"],
         "cache_subnet_group_name": p["cache_subnet_group_name"],
         "security_group_ids": None if p["security_group_ids"] is None else sorted(p["security_group_ids"]),
         "tags": p["tags"] or {},
@@ -533,7 +576,7 @@ def desired_settings(module: AnsibleAWSModule) -> dict[str, Any]:
 SETTING_KEYS = (
     "description", "node_type", "engine", "engine_version", "num_cache_clusters", "multi_az",
     "automatic_failover", "transit_encryption", "at_rest_encryption", "auth_token_enabled", "port",
-    "cache_subnet_group_name", "security_group_ids", "tags",
+    "snapshot_retention_limit", "snapshot_window", "cache_subnet_group_name", "security_group_ids", "tags",
 )
 
 
@@ -575,6 +618,12 @@ def plan_changes(
         request["AutomaticFailoverEnabled"] = after["automatic_failover"] = want["automatic_failover"]
     if want["multi_az"] != current["multi_az"]:
         request["MultiAZEnabled"] = after["multi_az"] = want["multi_az"]
+    for option, field in (
+        ("snapshot_retention_limit", "SnapshotRetentionLimit"),
+        ("snapshot_window", "SnapshotWindow"),
+    ):
+        if want[option] is not None and want[option] != current.get(option):
+            request[field] = after[option] = want[option]
     if (
         want["security_group_ids"] is not None
         and current["security_group_ids"] is not None
@@ -709,6 +758,8 @@ def main() -> None:
         auth_token=dict(type="str", no_log=True),
         auth_token_update_strategy=dict(type="str", choices=["ROTATE", "SET"], no_log=False),
         port=dict(type="int", default=6379),
+        snapshot_retention_limit=dict(type="int"),
+        snapshot_window=dict(type="str"),
         cache_subnet_group_name=dict(type="str"),
         security_group_ids=dict(type="list", elements="str"),
         tags=dict(type="dict", aliases=["resource_tags"]),
