@@ -30,7 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="prefix/label of containers and networks (EC2_FLEET_LAB_NAME)")
     parser.add_argument("--state-dir", help="pid file, logs, keys, CA, HAProxy config (EC2_FLEET_LAB_STATE_DIR)")
     parser.add_argument("--moto-port", type=int, help="port of the AWS API on 127.0.0.1 (EC2_FLEET_LAB_MOTO_PORT)")
-    parser.add_argument("--lb-port", type=int, help="port of the load balancer on 127.0.0.1 (EC2_FLEET_LAB_LB_PORT)")
+    parser.add_argument(
+        "--lb-port", type=int, help="port of the load balancer's HTTP listener on 127.0.0.1 (EC2_FLEET_LAB_LB_PORT)"
+    )
+    parser.add_argument(
+        "--lb-https-port", type=int,
+        help="port of the load balancer's HTTPS listener on 127.0.0.1 (EC2_FLEET_LAB_LB_HTTPS_PORT)",
+    )
     parser.add_argument("--timeout", type=float, help="up: seconds to wait until ready (900); fault: until done (120)")
     parser.add_argument("--json", action="store_true", help="up/status: print JSON")
     return parser
@@ -43,7 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("an ACTION goes with `fault` only, and `fault` needs one: " + ", ".join(faults.ACTIONS))
     try:
         config = lab_config.load(
-            {"name": args.name, "state_dir": args.state_dir, "moto_port": args.moto_port, "lb_port": args.lb_port}
+            {
+                "name": args.name,
+                "state_dir": args.state_dir,
+                "moto_port": args.moto_port,
+                "lb_port": args.lb_port,
+                "lb_https_port": args.lb_https_port,
+            }
         )
     except ValueError as exc:
         print(f"labctl: {exc}", file=sys.stderr)
@@ -76,6 +88,13 @@ def up(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
     paths = state.Paths(config.state_dir)
     pid = state.read_pid(paths.pid, MARK)
     if pid is None:
+        from ec2_fleet_lab import preflight
+
+        problems = preflight.check(config)
+        if problems:
+            print("labctl: the lab cannot start on this machine; nothing was started:\n"
+                  + "\n".join(map(str, problems)), file=sys.stderr)
+            return 4
         config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         env = {**os.environ, **config.to_env(), "PYTHONPATH": str(PACKAGE_ROOT)}
         with open(paths.log, "ab") as log:
