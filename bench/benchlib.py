@@ -138,13 +138,17 @@ def private_lab(net: str) -> Iterator[Lab]:
         "EC2_FLEET_LAB_STATE_DIR": str(state_dir / "lab"),
         "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
         "EC2_FLEET_LAB_LB_PORT": str(free_port()),
+        "EC2_FLEET_LAB_LB_HTTPS_PORT": str(free_port()),
         "EC2_FLEET_LAB_NET": net,
         "AWS_URL": f"http://127.0.0.1:{moto_port}",
         "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(state_dir / "inventory-cache"),
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir / "facts"),
     }
     # Its own artifact cache: the first converge builds the release like on a fresh control node.
-    lab = Lab(env, state_dir, {"app_artifact_cache_dir": str(state_dir / "artifacts")})
+    # Plain HTTP on the load balancer's port 80, on purpose (the named opt-out): the benchmarks
+    # measure the app and its cache, and TLS in HAProxy would take its CPU from the same 2 cores.
+    lab = Lab(env, state_dir, {"app_artifact_cache_dir": str(state_dir / "artifacts"),
+                               "aws_alb_allow_http_only": True, "aws_alb_certificate_ssm_parameter": ""})
     log(f"lab {env['EC2_FLEET_LAB_NAME']} up (net {net}.0.0/16, state {state_dir})")
     up = lab.labctl("up", "--json")
     try:

@@ -15,10 +15,17 @@ Python:
     load.report                  # the report (dict), built when the block ends
     load.write("out.json", "out.png")
 
+HTTPS: give the CA that signed the server's certificate (`--ca-file`, `ca_file=`; the lab's is
+`labctl.py up --json`'s lb_ca_file); the certificate and its host name are verified.
+
 Load model: request k is due at start + k/rate whatever happened to earlier ones (open loop); each
-request opens a new connection (so a balancer spreads them) and is served by a bounded pool of worker
-threads. When every worker is busy the due request is not sent and counts as `skipped` (a limit of the
-load generator, not a failure of the service). Only loopback targets are accepted; every run is
+request opens a new connection (so a balancer spreads them), or with keep-alive (`--keep-alive`,
+`keep_alive=True`) each worker reuses its connection as a browser does (a balancer spreads the
+requests, not the connections); a GET on a kept connection that the server had closed before any byte
+of the answer is sent again once on a new connection, as HTTP clients do (counted in
+`stale_connection_retries`). Requests are served by a bounded pool of worker threads. When every
+worker is busy the due request is not sent and counts as `skipped` (a limit of the load generator,
+not a failure of the service). Only loopback targets are accepted; every run is
 bounded by --max-seconds and --max-requests. Standard library only, plus matplotlib for the PNG and
 boto3 for target-health polling (both imported only when used).
 """
@@ -151,6 +158,8 @@ class LoadGen:
         max_requests: int = 100_000,
         workers: int = 64,
         expect: str = "auto",
+        ca_file: str | Path | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self._parts = check_url(url)
         if not 0 < rate <= MAX_RATE:
@@ -167,6 +176,8 @@ class LoadGen:
             raise ValueError(f"poll_interval must be > 0 seconds, not {poll_interval}")
         if expect not in EXPECT_MODES:
             raise ValueError(f"expect must be one of {', '.join(EXPECT_MODES)}, not {expect!r}")
+        if ca_file is not None and not Path(ca_file).is_file():
+            raise ValueError(f"ca_file must be a readable PEM file, not {ca_file}")
         self.url = url
         self.rate = float(rate)
         self.timeout = float(timeout)
@@ -182,6 +193,11 @@ class LoadGen:
         self.expect = expect
         self.report: dict[str, Any] | None = None
         self.command: dict[str, Any] | None = None
+        self.ca_file = str(ca_file) if ca_file is not None else None
+        self.keep_alive = bool(keep_alive)
+        self._tls = ssl.create_default_context(cafile=self.ca_file) if self._parts.scheme == "https" else None
+        self._kept = threading.local()  # keep-alive: each worker's connection
+        self._stale_retries = 0
 
         self._path = (self._parts.path or "/") + (f"?{self._parts.query}" if self._parts.query else "")
         self._run_id = uuid.uuid4().hex[:8]
@@ -326,30 +342,43 @@ class LoadGen:
 
     def _connection(self) -> http.client.HTTPConnection:
         host, port = self._parts.hostname or "127.0.0.1", self._parts.port
-        if self._parts.scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=ssl.create_default_context())
+        if self._tls is not None:
+            return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._tls)
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
     def _request(self, seq: int, _due_t: float) -> Result:
         sent = time.monotonic()
         t = sent - self._t0
-        conn = self._connection()
-        headers = {
-            "Connection": "close",
-            "User-Agent": USER_AGENT,
-            "X-Request-ID": f"loadgen-{self._run_id}-{seq}",
-        }
-        try:
-            conn.request("GET", self._path, headers=headers)
-            response = conn.getresponse()
-            body = response.read(MAX_BODY_BYTES)
-            status = response.status
-            served_by = response.getheader("X-Served-By")
-        except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}"[:300]
-            return Result(seq, t, time.monotonic() - sent, classify_exception(exc), None, None, None, detail)
-        finally:
-            conn.close()
+        headers = {"User-Agent": USER_AGENT, "X-Request-ID": f"loadgen-{self._run_id}-{seq}"}
+        if not self.keep_alive:
+            headers["Connection"] = "close"
+        kept: http.client.HTTPConnection | None = getattr(self._kept, "conn", None) if self.keep_alive else None
+        self._kept.conn = None
+        for attempt in (1, 2):
+            conn = kept if kept is not None and attempt == 1 else self._connection()
+            try:
+                conn.request("GET", self._path, headers=headers)
+                response = conn.getresponse()
+                body = response.read(MAX_BODY_BYTES)
+                status = response.status
+                served_by = response.getheader("X-Served-By")
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                conn.close()
+                if conn is kept and attempt == 1:  # closed by the server while idle: a new connection, once
+                    with self._lock:
+                        self._stale_retries += 1
+                    continue
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                return Result(seq, t, time.monotonic() - sent, classify_exception(exc), None, None, None, detail)
+            except Exception as exc:
+                conn.close()
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                return Result(seq, t, time.monotonic() - sent, classify_exception(exc), None, None, None, detail)
+            if self.keep_alive and not response.will_close and len(body) < MAX_BODY_BYTES:
+                self._kept.conn = conn
+            else:
+                conn.close()
+            break
         latency = time.monotonic() - sent
         return self._judge(seq, t, latency, status, body, served_by)
 
@@ -521,6 +550,9 @@ class LoadGen:
                 "timeout_s": self.timeout,
                 "workers": self.workers,
             },
+            "tls_ca_file": self.ca_file,
+            "keep_alive": self.keep_alive,
+            "stale_connection_retries": self._stale_retries,
             "expect": self.expect,
             "failures_by_kind": by_kind,
             "status_codes": dict(sorted(status_codes.items())),
@@ -871,6 +903,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--rate", type=float, default=40.0, help="requests per second, open loop (default 40)")
     load.add_argument("--timeout", type=float, default=5.0, help="socket timeout per request, seconds (default 5)")
     load.add_argument("--workers", type=int, default=64, help="worker threads = most requests in flight (default 64)")
+    load.add_argument("--ca-file", type=Path, help="https: the CA (PEM) that signed the server's certificate")
+    load.add_argument("--keep-alive", action="store_true", help="each worker reuses its connection (default: close)")
     load.add_argument(
         "--expect",
         choices=EXPECT_MODES,
@@ -919,6 +953,8 @@ def main(argv: list[str] | None = None) -> int:
             max_requests=args.max_requests,
             workers=args.workers,
             expect=args.expect,
+            ca_file=args.ca_file,
+            keep_alive=args.keep_alive,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -1,18 +1,25 @@
 """HAProxy as the ALB's data plane.
 
 One backend per target group in moto, with the target group's health check (path, interval,
-timeout, thresholds, matcher); one frontend on 127.0.0.1:<lb port> forwarding to the target
-group of the load balancer's listener. Registered targets are added with the runtime API
-(`add server`, health forced down so a new target gets no traffic until it passed the healthy
-threshold, as on an ALB); deregistered ones are set to `drain` (no new connections, in-flight
-ones finish) for the target group's deregistration delay, then deleted. What HAProxy sees is
-written to the HealthBook that moto's describe_target_health answers from.
+timeout, thresholds, matcher); two frontends, as the ALB's two listeners: HTTP on
+127.0.0.1:<lb port> and HTTPS on 127.0.0.1:<lb https port> (a certificate from the lab CA for
+127.0.0.1, localhost and the ALB's DNS name), each doing what the load balancer's listener of that
+protocol in moto does: forward to its target group, or redirect to HTTPS with a 301.
+Registered targets are added with the runtime API (`add server`): a new target stays in
+maintenance (no check, no traffic, `initial`) for the registration delay, as an ALB takes a while
+to spread a registration to its nodes, then its checks start with health forced down so it gets
+no traffic until it passed the healthy threshold. Deregistered ones are set to `drain` (no new
+connections, in-flight ones finish) for the target group's deregistration delay, then deleted.
+What HAProxy sees is written to the HealthBook that moto's describe_target_health answers from.
+The registration delay is the lab's setting, or `registration_delay` in `<state dir>/balancer.json`
+while the lab runs (read on every registration).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import re
@@ -21,6 +28,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ec2_fleet_lab import moto_lab
@@ -30,6 +38,8 @@ from ec2_fleet_lab.moto_lab import BOOK, Health, Key
 log = logging.getLogger(__name__)
 
 HEALTHY = Health("healthy")
+RUNTIME_FILE = "balancer.json"  # in the state dir: settings a test changes while the lab runs
+Route = tuple[str, str | None]  # ("forward", target group ARN) or ("redirect", None)
 
 
 @dataclass(frozen=True)
@@ -72,19 +82,32 @@ def spec_of(tg: Any) -> BackendSpec:
     )
 
 
-def forwarded_target_group(elbv2: Any) -> str | None:
-    """The target group the lab's load balancer forwards to: listener on port 80 first, then any."""
-    candidates = []
-    for lb in sorted(list(elbv2.load_balancers.values()), key=lambda b: b.name):
+def listener_routes(elbv2: Any) -> dict[str, Route]:
+    """What the lab's two frontends do, from the load balancers' listeners in moto: per protocol
+    ("http", "https"), the listener on the standard port (80, 443) first, then any; the first
+    load balancer by name wins."""
+    candidates: dict[str, list[tuple[int, int, Route]]] = {"http": [], "https": []}
+    for rank, lb in enumerate(sorted(list(elbv2.load_balancers.values()), key=lambda b: b.name)):
         for listener in list(lb.listeners.values()):
+            protocol = str(listener.protocol).lower()
+            if protocol not in candidates:
+                continue
+            standard = 80 if protocol == "http" else 443
             for action in listener.default_actions:
                 data = action.data
                 arn = data.get("TargetGroupArn") or next(
                     (t.get("TargetGroupArn") for t in data.get("ForwardConfig", {}).get("TargetGroups", [])), None
                 )
+                route: Route | None = None
                 if action.type == "forward" and arn:
-                    candidates.append((int(listener.port) != 80, arn))
-    return min(candidates)[1] if candidates else None
+                    route = ("forward", arn)
+                elif action.type == "redirect" and str((data.get("RedirectConfig") or {}).get("Protocol", "")).upper() \
+                        in ("HTTPS", "#{PROTOCOL}"):
+                    route = ("redirect", None)
+                if route:
+                    candidates[protocol].append((rank, int(listener.port) != standard, route))
+                    break
+    return {protocol: min(found)[2] for protocol, found in candidates.items() if found}
 
 
 @dataclass
@@ -93,9 +116,10 @@ class Server:
     name: str
     ip: str
     port: int
-    added: float
+    added: float  # when its checks started (after the registration delay)
     ever_healthy: bool = False
     draining: bool = False
+    pending_until: float = 0.0  # monotonic end of the registration delay; 0: checks running
     last_failure: Health | None = None
 
 
@@ -107,15 +131,25 @@ def _failure(check_status: str, code: str) -> Health:
     return Health("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
 
 
+def registration_delay(config: LabConfig) -> float:
+    """The lab's registration delay, or the one `<state dir>/balancer.json` sets while the lab runs."""
+    try:
+        runtime = json.loads((config.state_dir / RUNTIME_FILE).read_text())
+        return max(0.0, float(runtime["registration_delay"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return config.registration_delay
+
+
 class Balancer:
-    def __init__(self, config: LabConfig) -> None:
+    def __init__(self, config: LabConfig, certificate: Path) -> None:
         self.config = config
+        self.certificate = certificate  # PEM: server certificate, then its key (HAProxy's crt)
         d = config.state_dir / "haproxy"
         self.cfg, self.sock, self.pidfile = d / "haproxy.cfg", d / "admin.sock", d / "haproxy.pid"
         self.statefile, self.logfile = d / "servers.state", config.state_dir / "haproxy.log"
         self.proc: subprocess.Popen | None = None
         self.specs: dict[str, BackendSpec] = {}
-        self.frontend: str | None = None
+        self.routes: dict[str, Route] = {}
         self.servers: dict[Key, Server] = {}
 
     # --- process -------------------------------------------------------------------------------
@@ -135,7 +169,7 @@ class Balancer:
             )
         self.pidfile.write_text(f"{self.proc.pid}\n")
         self._wait_socket(set())
-        log.info("HAProxy (pid %s) listens on %s", self.proc.pid, self.config.lb_url)
+        log.info("HAProxy (pid %s) listens on %s and %s", self.proc.pid, self.config.lb_http_url, self.config.lb_url)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -187,13 +221,13 @@ class Balancer:
             "  timeout server 60s",
             "  timeout http-request 10s",
             "  load-server-state-from-file global",
-            "frontend lab-alb",
+            "frontend lab-alb-http",
             f"  bind {c.lb_host}:{c.lb_port}",
+            *self._route_lines("http"),
+            "frontend lab-alb-https",
+            f"  bind {c.lb_host}:{c.lb_https_port} ssl crt {self.certificate} alpn http/1.1",
+            *self._route_lines("https"),
         ]
-        if self.frontend and self.frontend in self.specs:
-            lines.append(f"  default_backend {self.specs[self.frontend].name}")
-        else:
-            lines.append('  http-request return status 503 content-type text/plain string "no listener forwards here"')
         for spec in self.specs.values():
             lines += [f"backend {spec.name}", "  balance roundrobin", "  option redispatch", "  retries 1"]
             if spec.checks:
@@ -207,10 +241,23 @@ class Balancer:
                 ]
             for srv in self.servers.values():
                 if srv.backend == spec.name:
-                    lines.append(f"  server {srv.name} {srv.ip}:{srv.port} {spec.server_options()}".rstrip())
+                    disabled = " disabled" if srv.pending_until else ""  # still in its registration delay
+                    lines.append(f"  server {srv.name} {srv.ip}:{srv.port} {spec.server_options()}".rstrip() + disabled)
         tmp = self.cfg.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
         os.replace(tmp, self.cfg)
+
+    def _route_lines(self, protocol: str) -> list[str]:
+        kind, arn = self.routes.get(protocol, ("none", None))
+        if kind == "forward" and arn in self.specs:
+            return [f"  default_backend {self.specs[arn].name}"]
+        if kind == "redirect":  # as an ALB's redirect action: same host and path, the HTTPS listener's port
+            return [
+                "  http-request redirect location"
+                f" https://%[req.hdr(host),field(1,:)]:{self.config.lb_https_port}%[capture.req.uri] code 301"
+            ]
+        no_listener = f'"no {protocol} listener forwards here"'
+        return [f"  http-request return status 503 content-type text/plain string {no_listener}"]
 
     def _reload(self) -> None:
         try:
@@ -230,9 +277,11 @@ class Balancer:
         for srv in self.servers.values():
             if srv.draining:
                 self.cmd(f"set server {srv.backend}/{srv.name} state drain")
+            elif srv.pending_until:
+                self.cmd(f"set server {srv.backend}/{srv.name} state maint")
             elif not srv.ever_healthy:
                 self.cmd(f"set server {srv.backend}/{srv.name} health down")
-        log.info("HAProxy reloaded: backends %s, frontend -> %s", sorted(backends), self.frontend)
+        log.info("HAProxy reloaded: backends %s, listeners %s", sorted(backends), self.routes)
 
     # --- reconcile -----------------------------------------------------------------------------
     def sync(self, instance_ips: dict[str, str]) -> None:
@@ -241,9 +290,9 @@ class Balancer:
         elbv2 = moto_lab.backend("elbv2", self.config.region)
         tgs = {arn: tg for arn, tg in list(elbv2.target_groups.items()) if (tg.target_type or "instance") == "instance"}
         specs = {arn: spec_of(tg) for arn, tg in tgs.items()}
-        frontend = forwarded_target_group(elbv2)
-        if specs != self.specs or frontend != self.frontend:
-            self.specs, self.frontend = specs, frontend
+        routes = listener_routes(elbv2)
+        if specs != self.specs or routes != self.routes:
+            self.specs, self.routes = specs, routes
             self._reload()
 
         desired: dict[Key, str] = {}
@@ -261,11 +310,13 @@ class Balancer:
                 srv = None
             if srv is None:
                 self._add(key, ip)
-            elif srv.draining:  # registered again while draining: a new registration
-                self.cmd(
-                    f"set server {srv.backend}/{srv.name} state ready;set server {srv.backend}/{srv.name} health down"
-                )
-                srv.draining, srv.ever_healthy, srv.added = False, False, now
+            elif srv.draining:  # registered again while draining: a new registration, delay included
+                self.cmd(f"set server {srv.backend}/{srv.name} state maint")
+                srv.draining, srv.ever_healthy = False, False
+                srv.pending_until = now + registration_delay(self.config)
+                log.info("Registered %s again: no check, no traffic for %.0f s", srv.name, srv.pending_until - now)
+            elif srv.pending_until and now >= srv.pending_until:
+                self._activate(srv)
 
         for key in [k for k in self.servers if k not in desired]:
             srv = self.servers[key]
@@ -292,15 +343,27 @@ class Balancer:
         spec = self.specs[key[0]]
         name = f"{key[1]}-{key[2]}"
         ref = f"{spec.name}/{name}"
+        # A server added at run time starts in maintenance: no check, no traffic until _activate.
         out = self.cmd(f"add server {ref} {ip}:{key[2]} {spec.server_options()}".rstrip())
         if "New server registered" not in out:
             raise RuntimeError(f"haproxy refused add server {ref}: {out.strip()}")
-        if spec.checks:
+        now, delay = time.monotonic(), registration_delay(self.config)
+        srv = Server(spec.name, name, ip, key[2], now, pending_until=now + delay)
+        self.servers[key] = srv
+        log.info("Registered %s at %s:%s in %s: no check, no traffic for %.0f s", key[1], ip, key[2], spec.name, delay)
+        if delay <= 0:
+            self._activate(srv)
+
+    def _activate(self, srv: Server) -> None:
+        """The end of the registration delay: checks start (health down until the healthy threshold)."""
+        ref = f"{srv.backend}/{srv.name}"
+        checks = next((s.checks for s in self.specs.values() if s.name == srv.backend), False)
+        if checks:
             self.cmd(f"enable health {ref};set server {ref} state ready;set server {ref} health down")
         else:
             self.cmd(f"set server {ref} state ready")
-        self.servers[key] = Server(spec.name, name, ip, key[2], time.monotonic(), ever_healthy=not spec.checks)
-        log.info("Registered %s at %s:%s in %s", key[1], ip, key[2], spec.name)
+        srv.pending_until, srv.added, srv.ever_healthy = 0.0, time.monotonic(), not checks
+        log.info("Health checks of %s start", ref)
 
     def _delete(self, key: Key) -> None:
         srv = self.servers.pop(key)
@@ -323,6 +386,9 @@ class Balancer:
         book: dict[Key, Health] = {}
         for key, srv in self.servers.items():
             if srv.draining:
+                continue
+            if srv.pending_until:
+                book[key] = moto_lab.INITIAL
                 continue
             row = stats.get((srv.backend, srv.name))
             spec = self.specs[key[0]]

@@ -19,7 +19,8 @@ class LabConfig:
     moto_host: str = "127.0.0.1"
     moto_port: int = 5000
     lb_host: str = "127.0.0.1"
-    lb_port: int = 8080
+    lb_port: int = 8080  # the ALB's HTTP listener (port 80 on AWS)
+    lb_https_port: int = 8443  # the ALB's HTTPS listener (port 443 on AWS)
     region: str = "us-east-1"
     project: str = "ec2-fleet"  # tag:Project of the lab's instances
     environment: str = "lab"  # tag:Environment of the lab's instances
@@ -32,6 +33,15 @@ class LabConfig:
     db_user: str = "app"
     reconcile_seconds: float = 1.0
     balancer_seconds: float = 0.5
+    # Seconds each new instance holds apt's and dpkg's locks after boot, as apt-daily and
+    # unattended-upgrades do on a new Ubuntu AMI (the test image's ec2-fleet-busy-boot unit);
+    # long enough that every converge of a new instance meets it, 0 = an idle boot.
+    busy_boot_seconds: float = 45.0
+    # Seconds a newly registered target stays `initial` with no health check and no traffic, as an
+    # ALB spreads a registration to its nodes before their first check (tens of seconds on AWS).
+    # 10 s: long enough that a wait without a margin fails here as it would on AWS, short enough
+    # for the tests' many registrations; `<state dir>/balancer.json` changes it while the lab runs.
+    registration_delay: float = 10.0
 
     @property
     def moto_url(self) -> str:
@@ -39,6 +49,12 @@ class LabConfig:
 
     @property
     def lb_url(self) -> str:
+        """Where the fleet serves: the HTTPS listener (certificate from the lab CA)."""
+        return f"https://{self.lb_host}:{self.lb_https_port}"
+
+    @property
+    def lb_http_url(self) -> str:
+        """The HTTP listener: a 301 to HTTPS once the ALB has an HTTPS listener."""
         return f"http://{self.lb_host}:{self.lb_port}"
 
     @property
@@ -49,12 +65,18 @@ class LabConfig:
         problems = []
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", self.name):
             problems.append(f"EC2_FLEET_LAB_NAME must be 1-31 lower-case letters, digits or '-' (got {self.name!r})")
-        for field in ("moto_port", "lb_port", "imds_port"):
+        for field in ("moto_port", "lb_port", "lb_https_port", "imds_port"):
             value = getattr(self, field)
             if not 1 <= value <= 65535:
                 problems.append(f"EC2_FLEET_LAB_{field.upper()} must be 1-65535 (got {value})")
-        if self.moto_port == self.lb_port:
-            problems.append("EC2_FLEET_LAB_MOTO_PORT and EC2_FLEET_LAB_LB_PORT must differ")
+        if len({self.moto_port, self.lb_port, self.lb_https_port}) < 3:
+            problems.append(
+                "EC2_FLEET_LAB_MOTO_PORT, EC2_FLEET_LAB_LB_PORT and EC2_FLEET_LAB_LB_HTTPS_PORT must differ"
+            )
+        if not 0 <= self.busy_boot_seconds <= 3600:
+            problems.append(f"EC2_FLEET_LAB_BUSY_BOOT_SECONDS must be 0-3600 seconds (got {self.busy_boot_seconds})")
+        if not 0 <= self.registration_delay <= 600:
+            problems.append(f"EC2_FLEET_LAB_REGISTRATION_DELAY must be 0-600 seconds (got {self.registration_delay})")
         if problems:
             raise ValueError("; ".join(problems))
 

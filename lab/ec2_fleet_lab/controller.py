@@ -129,7 +129,8 @@ class Controller:
         name of the region; written for HAProxy and imported into ACM (its ARN is the HTTPS listener's)."""
         c = self.config
         names = ["localhost", f"*.{c.region}.elb.amazonaws.com"]
-        cert, key = keys.server_cert(ca[0], ca[1], self.paths.root / "tls" / "lb", names, sorted({"127.0.0.1", c.lb_host}))
+        ips = sorted({"127.0.0.1", c.lb_host})
+        cert, key = keys.server_cert(ca[0], ca[1], self.paths.root / "tls" / "lb", names, ips)
         pem = self.paths.root / "haproxy" / "lb.pem"
         pem.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         pem.write_text(cert.read_text() + key.read_text())

@@ -114,6 +114,10 @@ PINNED_INPUTS: dict = {
     "aws_instances_count": 2,
     "aws_instances_key_name": "",
     "aws_instances_public_key_file": "",
+    # The lab's certificate parameter exists only while a lab controller runs: plain HTTP on purpose
+    # here (test_provision turns HTTPS on with a certificate of its own).
+    "aws_alb_certificate_ssm_parameter": "",
+    "aws_alb_allow_http_only": True,
 }
 
 

@@ -25,6 +25,10 @@ CASES = [
     ("aws_alb_health_check_path", "health"),
     ("aws_alb_health_check_timeout", 5),
     ("aws_alb_health_check_matcher", "ok"),
+    # No certificate (none of aws_alb_certificate_arn/_ssm_parameter/_domain) and no opt-out.
+    ("aws_alb_allow_http_only", False),
+    ("aws_alb_certificate_domain", "Shop Example"),
+    ("aws_alb_access_logs_prefix", "/logs/"),
     ("fleet_environment", "Lab Env"),
 ]
 
@@ -65,6 +69,14 @@ def test_bad_input_is_refused_before_any_change(index: int, refused: dict) -> No
     variable = CASES[index][0]
     result = refused["results"][index]
     _assert_refused(result, variable, refused["before"], refused["after"])
+
+
+def test_a_missing_certificate_is_refused_naming_the_certificate_and_the_opt_out(refused: dict) -> None:
+    """Outside the lab (no certificate parameter), provision refuses to serve plain HTTP unless told so."""
+    result = refused["results"][CASES.index(("aws_alb_allow_http_only", False))]
+    messages = failure_messages(result.output)
+    assert any("aws_alb_certificate_arn" in m and "aws_alb_certificate_domain" in m and
+               "aws_alb_allow_http_only: true" in m for m in messages), messages or result.tail()
 
 
 def test_existing_subnets_in_one_zone_are_refused(fresh: dict, client: Callable, run: Callable[..., Run]) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from fleet_helpers import trust
 from fleettest import ROOT, PlayResult, free_port, run_playbook
 
 
@@ -49,6 +50,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         "EC2_FLEET_LAB_STATE_DIR": str(state_dir),
         "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
         "EC2_FLEET_LAB_LB_PORT": str(free_port()),
+        "EC2_FLEET_LAB_LB_HTTPS_PORT": str(free_port()),
         "EC2_FLEET_LAB_NET": os.environ.get("EC2_FLEET_TEST_LAB_NET", "10.231"),
         "AWS_URL": f"http://127.0.0.1:{moto_port}",
         # A private inventory cache: never the developer's, never stale across runs.
@@ -60,6 +62,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         fleet.endpoints = json.loads(up.stdout)
+        trust(fleet.endpoints["lb_ca_file"])  # the load balancer's HTTPS listener: the lab CA's certificate
         yield fleet
     finally:
         down = fleet.labctl("down")

@@ -1,18 +1,28 @@
-"""What the fleet tests share: HTTP through the load balancer and the lab's instance list."""
+"""What the fleet tests share: HTTP(S) through the load balancer and the lab's instance list."""
 
 from __future__ import annotations
 
 import json
 import re
+import ssl
 import urllib.error
 import urllib.request
+
+# The CA of the load balancer's HTTPS listener (the lab CA), set once the lab is up.
+_TLS: dict[str, ssl.SSLContext] = {}
+
+
+def trust(ca_file: str) -> None:
+    """Verify https:// answers against ca_file (and nothing else)."""
+    _TLS["lb"] = ssl.create_default_context(cafile=ca_file)
 
 
 def http(url: str, data: dict | None = None, timeout: float = 10) -> tuple[int, dict, dict]:
     request = urllib.request.Request(url, data=json.dumps(data).encode() if data else None,
                                      headers={"Content-Type": "application/json"})
+    context = _TLS.get("lb") if url.startswith("https://") else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
             return resp.status, dict(resp.headers), json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), json.loads(err.read() or b"{}")

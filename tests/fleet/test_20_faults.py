@@ -275,7 +275,8 @@ def test_redis_stopped_for_30_s_under_load_loses_no_request(lab_faults):
     lb = fleet.endpoints["lb_url"]
     order = new_order(lb)
     wait_for("the order cached", lambda: cached(lb, order["id"]), 30)
-    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=240) as load:
+    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=240,
+                 ca_file=fleet.endpoints["lb_ca_file"]) as load:
         load.wait(3)
         stop = fleet.labctl("fault", "redis-stop")
         assert stop.returncode == 0, stop.stdout + stop.stderr
@@ -308,7 +309,8 @@ def test_redis_failover_the_service_reconnects_by_itself(lab_faults):
     before = lab_status(fleet)["redis"][0]
     order = new_order(lb)
     wait_for("the order cached", lambda: cached(lb, order["id"]), 30)
-    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=180) as load:
+    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=180,
+                 ca_file=fleet.endpoints["lb_ca_file"]) as load:
         load.wait(3)
         failover = fleet.labctl("fault", "redis-failover")
         assert failover.returncode == 0, failover.stdout + failover.stderr
@@ -379,7 +381,8 @@ def test_postgresql_stopped_cached_reads_answer_writes_get_a_quick_503_and_no_or
     stop_writing = threading.Event()
     writers = [threading.Thread(target=_writer, args=(lb, stop_writing, writes, time.monotonic() + 240))
                for _ in range(3)]
-    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=240) as load:
+    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=240,
+                 ca_file=fleet.endpoints["lb_ca_file"]) as load:
         for writer in writers:
             writer.start()
         try:
@@ -437,7 +440,8 @@ def test_a_hung_instance_is_restarted_by_the_liveness_probe(lab_faults):
     unit = f"{APP}@1.service"
     pid_before, _ = unit_pids(fleet, host)[unit]
     since = sudo(fleet, host, "date '+%Y-%m-%d %H:%M:%S'").strip()
-    with LoadGen(f"{lb}/version", rate=RATE, timeout=5, max_seconds=300) as load:
+    with LoadGen(f"{lb}/version", rate=RATE, timeout=5, max_seconds=300,
+                 ca_file=fleet.endpoints["lb_ca_file"]) as load:
         load.wait(3)
         # Hang every process of the instance (gunicorn master and workers): alive, but no answer.
         sudo(fleet, host, f"systemctl kill --signal=SIGSTOP {unit}")

@@ -1,9 +1,10 @@
 """Rolling updates and rollbacks in the lab under a steady load through the load balancer.
 
 Each test runs a playbook while tools/loadgen.py sends at least 30 requests/s to the lab's load
-balancer and polls the target group's health; its JSON report and PNG timeline are kept in
-.cache/test-reports/rolling/. The tests build on each other (one lab, in file order):
-1.0.0 -> 2.0.0, a broken 3.0.0 stopped at the first host, a canary then rollback_all, a
+balancer's HTTPS listener (verified with the lab CA, keep-alive connections) and polls the target
+group's health; its JSON report and PNG timeline are kept in .cache/test-reports/rolling/. The tests
+build on each other (one lab, in file order): 1.0.0 -> 2.0.0 with a 30 s registration delay (as
+an ALB keeps a new target `initial`), a broken 3.0.0 stopped at the first host, a canary then rollback_all, a
 rollback to 1.0.0, the deploy lock, and last a host lost in the middle of an update.
 """
 
@@ -42,8 +43,10 @@ def target_group_arn(fleet) -> str:
 def play_under_load(fleet, name: str, playbook: str, extra: dict | None = None) -> tuple[PlayResult, dict]:
     """Run a playbook while the load runs; keep the report and the timeline under REPORTS/name.*."""
     extra = {"rolling_audit_dir": str(fleet.state_dir / "audit"), **(extra or {})}
+    assert fleet.endpoints["lb_url"].startswith("https://")
     with LoadGen(fleet.endpoints["lb_url"] + "/version", rate=RATE, timeout=5,
-                 target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"], max_seconds=1200) as load:
+                 target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"], max_seconds=1200,
+                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True) as load:
         time.sleep(2)  # a steady state before the play starts
         result = fleet.play(playbook, extra=extra)
         time.sleep(2)
@@ -75,10 +78,36 @@ def assert_fleet_on(fleet, version: str) -> None:
     assert f"3 host(s) on {version}, ready, healthy in the target group" in verify.output
 
 
+def initial_spans(report: dict) -> dict[str, list[float]]:
+    """instance -> seconds of each stretch the load balancer called it `initial` (from the health polls)."""
+    spans: dict[str, list[float]] = {}
+    since: dict[str, float] = {}
+    for sample in report["target_health"]:
+        for instance, state in sample["states"].items():
+            if state == "initial":
+                since.setdefault(instance, sample["t"])
+            elif instance in since:
+                spans.setdefault(instance, []).append(sample["t"] - since.pop(instance))
+    return spans
+
+
 def test_rolling_update_one_host_at_a_time_drops_no_request(converged):
+    """With a 30 s registration delay: each registered host stays `initial` (no check, no traffic) for 30 s,
+    as a real ALB keeps it while the registration spreads, and the run still waits it out."""
     fleet = converged
-    result, report = play_under_load(fleet, "1-update-1.0.0-to-2.0.0", "rolling_update", {"app_version": "2.0.0"})
+    delay = 30
+    knob = fleet.state_dir / "balancer.json"  # read by the lab's balancer on every registration
+    knob.write_text(json.dumps({"registration_delay": delay}))
+    try:
+        result, report = play_under_load(fleet, "1-update-1.0.0-to-2.0.0", "rolling_update", {"app_version": "2.0.0"})
+    finally:
+        knob.unlink(missing_ok=True)
     assert result.rc == 0, result.tail()
+    # Every host sat out the registration delay before its checks (and the run did not give up on it).
+    spans = initial_spans(report)
+    assert len(spans) == 3 and all(max(s) >= delay - 2 for s in spans.values()), spans
+    print(f"\n30 s registration delay: initial for {spans}; {report['requests']} requests over HTTPS, "
+          f"{report['stale_connection_retries']} stale keep-alive retries")
     assert set(statuses(result).values()) == {"updated"} and len(statuses(result)) == 3, statuses(result)
     assert_no_failed_requests(report)
     # At no moment was more than one host out of the load balancer.
@@ -93,6 +122,7 @@ def test_rolling_update_one_host_at_a_time_drops_no_request(converged):
     assert record["result"] == "succeeded" and record["version"] == "2.0.0" and record["who"]
     assert {h["from"] for h in record["hosts"]} == {"1.0.0"} and {h["to"] for h in record["hosts"]} == {"2.0.0"}
     assert all(h["timings"]["forward"]["total_s"] > 0 for h in record["hosts"])
+    assert all(h["timings"]["forward"]["register_s"] >= delay for h in record["hosts"]), record["hosts"]
     verify = fleet.play("verify", extra={"app_version": "2.0.0"})
     assert f"Last rolling run: {record['run_id']} deploy 2.0.0" in verify.output
 

@@ -29,6 +29,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "EC2_FLEET_LAB_STATE_DIR": str(state_dir),
         "EC2_FLEET_LAB_MOTO_PORT": str(free_port()),
         "EC2_FLEET_LAB_LB_PORT": str(free_port()),
+        "EC2_FLEET_LAB_LB_HTTPS_PORT": str(free_port()),
     }
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"

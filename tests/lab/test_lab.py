@@ -6,7 +6,10 @@ The tests run in file order and share one lab (module fixtures); each step names
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -26,6 +29,8 @@ class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
     def do_GET(self):
+        with open("/run/web.hits", "a") as hits:
+            hits.write(".")
         if self.path.startswith("/slow"):
             time.sleep(4)
         body = (IID + "\n").encode()
@@ -116,9 +121,15 @@ def health(lab: Lab, tg_arn: str, ids: list[str] | None = None) -> dict[str, str
     return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in answer}
 
 
+def lab_tls(lab: Lab) -> ssl.SSLContext:
+    """What a client of the lab's load balancer trusts: the lab CA, nothing else."""
+    return ssl.create_default_context(cafile=lab.endpoints["lb_ca_file"])
+
+
 def lb_get(lab: Lab, path: str = "/", timeout: float = 10) -> tuple[int, str]:
+    """GET through the load balancer's HTTPS listener, verified with the lab CA."""
     try:
-        with urllib.request.urlopen(lab.endpoints["lb_url"] + path, timeout=timeout) as r:
+        with urllib.request.urlopen(lab.endpoints["lb_url"] + path, timeout=timeout, context=lab_tls(lab)) as r:
             return r.status, r.read().decode().strip()
     except urllib.error.HTTPError as e:
         return e.code, ""
@@ -132,7 +143,9 @@ def lb_get(lab: Lab, path: str = "/", timeout: float = 10) -> tuple[int, str]:
 def test_up_publishes_endpoints_and_the_database_secret_in_ssm(lab: Lab) -> None:
     e = lab.endpoints
     assert e["aws_url"] == f"http://127.0.0.1:{lab.env['EC2_FLEET_LAB_MOTO_PORT']}"
-    assert e["lb_url"] == f"http://127.0.0.1:{lab.env['EC2_FLEET_LAB_LB_PORT']}"
+    assert e["lb_url"] == f"https://127.0.0.1:{lab.env['EC2_FLEET_LAB_LB_HTTPS_PORT']}"
+    assert e["lb_http_url"] == f"http://127.0.0.1:{lab.env['EC2_FLEET_LAB_LB_PORT']}"
+    assert e["registration_delay"] == 10  # the lab's default
     assert Path(e["redis_ca_file"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
     ssm = lab.client("ssm")
     param = ssm.get_parameter(Name="/ec2-fleet/lab/database_url", WithDecryption=True)["Parameter"]
@@ -141,6 +154,12 @@ def test_up_publishes_endpoints_and_the_database_secret_in_ssm(lab: Lab) -> None
     ami = ssm.get_parameter(Name="/ec2-fleet/lab/ubuntu-ami-id")["Parameter"]["Value"]
     images = lab.client("ec2").describe_images(ImageIds=[ami])["Images"]
     assert "ubuntu" in images[0]["Name"]
+    # The HTTPS listener's certificate: from the lab CA, imported into ACM, its ARN in SSM for the inventory.
+    arn = ssm.get_parameter(Name="/ec2-fleet/lab/alb-certificate-arn")["Parameter"]["Value"]
+    assert arn == e["lb_certificate_arn"]
+    cert = lab.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+    assert (cert["Type"], cert["Status"], cert["Issuer"]) == ("IMPORTED", "ISSUED", "ec2-fleet lab CA")
+    assert "*.us-east-1.elb.amazonaws.com" in cert["SubjectAlternativeNames"]
     # Nothing answers yet behind the load balancer: no listener forwards anywhere.
     assert lb_get(lab)[0] == 503
 
@@ -250,10 +269,18 @@ def target_group(lab: Lab, fleet: dict) -> str:
     elbv2.modify_target_group_attributes(
         TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "6"}]
     )
+    # As roles/aws_alb makes it: HTTPS on 443 with the lab's certificate forwards, HTTP on 80 redirects.
     alb = elbv2.create_load_balancer(Name=f"{lab.name}-alb", Subnets=fleet["subnets"], Tags=LAB_TAGS)
+    lb_arn = alb["LoadBalancers"][0]["LoadBalancerArn"]
+    lab.facts["alb_dns_name"] = alb["LoadBalancers"][0]["DNSName"]
     elbv2.create_listener(
-        LoadBalancerArn=alb["LoadBalancers"][0]["LoadBalancerArn"], Protocol="HTTP", Port=80,
-        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+        LoadBalancerArn=lb_arn, Protocol="HTTPS", Port=443, Certificates=[{"CertificateArn": lab.endpoints[
+            "lb_certificate_arn"]}], DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+    )  # fmt: skip
+    elbv2.create_listener(
+        LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80, DefaultActions=[{"Type": "redirect", "RedirectConfig": {
+            "Protocol": "HTTPS", "Port": "443", "Host": "#{host}", "Path": "/#{path}", "Query": "#{query}",
+            "StatusCode": "HTTP_301"}}],
     )  # fmt: skip
     for instance_id, _ in fleet["instances"]:
         start_web(lab, instance_id)
@@ -285,17 +312,34 @@ def stop_web(lab: Lab, instance_id: str) -> None:
     )
 
 
-def test_new_targets_start_initial_and_take_traffic_once_healthy(lab: Lab, fleet: dict, target_group: str) -> None:
+def web_hits(lab: Lab, instance_id: str) -> int:
+    """Requests the instance's web server has received (health checks included)."""
+    out = subprocess.run(["podman", "exec", container_of(lab, instance_id), "cat", "/run/web.hits"],
+                         capture_output=True, text=True)  # fmt: skip
+    return len(out.stdout.strip())
+
+
+def test_new_targets_stay_initial_for_the_registration_delay_then_take_traffic_once_healthy(
+    lab: Lab, fleet: dict, target_group: str
+) -> None:
     ids = [i for i, _ in fleet["instances"]]
+    delay = lab.endpoints["registration_delay"]
     lab.client("elbv2").register_targets(TargetGroupArn=target_group, Targets=[{"Id": i} for i in ids])
     registered = time.monotonic()
     assert health(lab, target_group) == dict.fromkeys(ids, "initial")
-    assert lb_get(lab)[0] == 503  # no target has passed its checks yet: no traffic
-    wait_for("both targets healthy", lambda: health(lab, target_group) == dict.fromkeys(ids, "healthy"), 30)
+    # The registration delay: still initial, not one health check and no traffic reached a target.
+    while time.monotonic() - registered < delay - 2:
+        assert health(lab, target_group) == dict.fromkeys(ids, "initial")
+        assert lb_get(lab)[0] == 503
+        time.sleep(1)
+    assert [web_hits(lab, i) for i in ids] == [0, 0]
+    wait_for("both targets healthy", lambda: health(lab, target_group) == dict.fromkeys(ids, "healthy"), delay + 30)
     lab.facts["register_to_healthy_seconds"] = time.monotonic() - registered
+    assert lab.facts["register_to_healthy_seconds"] >= delay
     answers = [lb_get(lab) for _ in range(20)]
     assert {status for status, _ in answers} == {200}
     assert {body for _, body in answers} == set(ids)
+    assert all(web_hits(lab, i) > 0 for i in ids)
     # A new target group reloads HAProxy: the targets stay healthy and keep serving.
     lab.client("elbv2").create_target_group(
         Name=f"{lab.name}-tg2", Protocol="HTTP", Port=8001, VpcId=fleet["vpc"], TargetType="instance"
@@ -305,6 +349,36 @@ def test_new_targets_start_initial_and_take_traffic_once_healthy(lab: Lab, fleet
     assert health(lab, target_group) == dict.fromkeys(ids, "healthy")
     answers = [lb_get(lab) for _ in range(10)]
     assert {status for status, _ in answers} == {200} and {body for _, body in answers} == set(ids)
+
+
+def test_https_answers_with_the_lab_ca_for_the_alb_name_and_http_redirects_with_301(
+    lab: Lab, fleet: dict, target_group: str
+) -> None:
+    https_port, http_port = int(lab.env["EC2_FLEET_LAB_LB_HTTPS_PORT"]), int(lab.env["EC2_FLEET_LAB_LB_PORT"])
+    # The certificate holds for the ALB's DNS name too (SNI and hostname check against the lab CA).
+    with (
+        socket.create_connection(("127.0.0.1", https_port), timeout=5) as raw,
+        lab_tls(lab).wrap_socket(raw, server_hostname=lab.facts["alb_dns_name"]) as tls,
+    ):
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {lab.facts['alb_dns_name']}\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while len(reply) < 65536 and (chunk := tls.recv(4096)):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    # A client that does not trust the lab CA refuses the certificate.
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(lab.endpoints["lb_url"] + "/", timeout=5)
+    # HTTP answers 301 to the same host, path and query over HTTPS, as the ALB's redirect listener does.
+    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+    try:
+        conn.request("GET", "/version?probe=1")
+        answer = conn.getresponse()
+        assert answer.status == 301
+        assert answer.getheader("Location") == f"https://127.0.0.1:{https_port}/version?probe=1"
+    finally:
+        conn.close()
+    with urllib.request.urlopen(lab.endpoints["lb_http_url"] + "/", timeout=5, context=lab_tls(lab)) as followed:
+        assert followed.status == 200 and followed.url.startswith("https://127.0.0.1:")
 
 
 def test_a_failing_target_turns_unhealthy_and_gets_no_traffic(lab: Lab, fleet: dict, target_group: str) -> None:
@@ -405,6 +479,8 @@ def test_down_removes_everything(lab: Lab, fleet: dict) -> None:
     for port in (lab.env["EC2_FLEET_LAB_MOTO_PORT"], lab.env["EC2_FLEET_LAB_LB_PORT"]):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(lab.endpoints["lb_url"] + "/", timeout=2, context=lab_tls(lab))
     assert {p.name for p in Path(lab.state_dir).iterdir()} <= {"controller.log", "haproxy.log"}
     assert lab.labctl("status").returncode == 3
     print("\nlab figures:", json.dumps({k: round(v, 1) for k, v in lab.facts.items() if isinstance(v, float)}))
