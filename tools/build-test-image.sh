@@ -42,6 +42,62 @@ debootstrap --variant=minbase \
   --include=systemd,systemd-sysv,python3,python3-apt,sudo,dbus,iproute2,ca-certificates,openssh-server,gnupg,locales \
   bookworm "$ROOTFS" "$MIRROR" >/dev/null
 
+# A busy first boot, as on a new Ubuntu AMI where apt-daily / unattended-upgrades run while
+# the first play arrives: at boot this unit holds apt's and dpkg's locks the way apt takes
+# them (fcntl record locks; flock(1) would not conflict with apt) for the number of seconds in
+# EC2_FLEET_LAB_BUSY_BOOT_SECONDS of the container's environment (PID 1's). Absent or 0 = idle,
+# so only the lab, which sets it on its instances, gets a busy boot; molecule and pytest hosts do not.
+install -d "$ROOTFS/usr/local/sbin"
+cat > "$ROOTFS/usr/local/sbin/ec2-fleet-busy-boot" <<'BUSY'
+#!/usr/bin/python3
+"""Hold apt's and dpkg's locks for EC2_FLEET_LAB_BUSY_BOOT_SECONDS (from PID 1's environment)."""
+import fcntl
+import os
+import time
+
+LOCKS = ["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock"]
+NAME = b"EC2_FLEET_LAB_BUSY_BOOT_SECONDS="
+
+try:
+    environ = open("/proc/1/environ", "rb").read().split(b"\0")
+except OSError:
+    environ = []
+raw = next((item[len(NAME):] for item in environ if item.startswith(NAME)), b"0")
+try:
+    seconds = max(0.0, float(raw))
+except ValueError:
+    seconds = 0.0
+if seconds == 0:
+    print("idle boot: EC2_FLEET_LAB_BUSY_BOOT_SECONDS is 0 or not set", flush=True)
+    raise SystemExit(0)
+held = []
+for path in LOCKS:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    fcntl.lockf(fd, fcntl.LOCK_EX)  # F_SETLKW with F_WRLCK, as apt's and dpkg's own locks
+    held.append(fd)
+until = time.time() + seconds
+print(f"holding apt and dpkg locks for {seconds:g}s, until {until:.3f}", flush=True)
+time.sleep(max(0.0, until - time.time()))
+for fd in held:
+    os.close(fd)
+print(f"released apt and dpkg locks at {time.time():.3f}", flush=True)
+BUSY
+chmod 0755 "$ROOTFS/usr/local/sbin/ec2-fleet-busy-boot"
+cat > "$ROOTFS/etc/systemd/system/ec2-fleet-busy-boot.service" <<'BUSY'
+[Unit]
+Description=Emulated busy first boot: apt and dpkg locks held (test image only)
+After=local-fs.target
+Before=ssh.service
+
+[Service]
+Type=exec
+ExecStart=/usr/local/sbin/ec2-fleet-busy-boot
+
+[Install]
+WantedBy=multi-user.target
+BUSY
+
 chroot "$ROOTFS" /bin/sh -eux <<CHROOT
 # apt inside the host reaches Debian's archive over plain http.
 printf 'deb %s bookworm main\ndeb %s bookworm-updates main\n' "$MIRROR" "$MIRROR" > /etc/apt/sources.list
@@ -55,6 +111,7 @@ rm -f /etc/ssh/ssh_host_*
 mkdir -p /etc/systemd/system/ssh.service.d
 printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' > /etc/systemd/system/ssh.service.d/10-hostkeys.conf
 systemctl enable ssh.service
+systemctl enable ec2-fleet-busy-boot.service
 # Units that make no sense in a container.
 systemctl mask getty@tty1.service console-getty.service systemd-logind.service \
   sys-kernel-config.mount sys-kernel-debug.mount systemd-remount-fs.service 2>/dev/null || true

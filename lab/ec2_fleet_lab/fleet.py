@@ -333,6 +333,9 @@ class Fleet:
             "--label",
             f"{LABEL}.vpc={inst.vpc_id}",
             "--systemd=always",
+            # A busy first boot: the image's ec2-fleet-busy-boot unit reads it from PID 1's environment.
+            "--env",
+            f"EC2_FLEET_LAB_BUSY_BOOT_SECONDS={self.config.busy_boot_seconds:g}",
             "--network",
             network.name,
             "--ip",
