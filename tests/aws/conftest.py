@@ -31,6 +31,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def moto_recorder() -> Iterator[RecordingMotoServer]:
     """A moto server on a free port of 127.0.0.1 for the whole session, recording every AWS call."""
+    # AWS's managed policies exist, as on AWS (the hosts' role attaches AmazonSSMManagedInstanceCore).
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     server = RecordingMotoServer("127.0.0.1", free_port())
     server.start()
     host, port = server.get_host_and_port()
@@ -110,7 +112,8 @@ PINNED_INPUTS: dict = {
     "aws_network_vpc_cidr": "10.89.0.0/16",
     "aws_network_public_subnet_cidrs": ["10.89.0.0/24", "10.89.1.0/24"],
     "aws_network_private_subnet_cidrs": ["10.89.10.0/24", "10.89.11.0/24"],
-    "aws_network_ssh_cidrs": ["10.89.0.0/16"],
+    # The operators' network that may SSH to the bastion (the hosts: from the bastion only).
+    "fleet_bastion_cidrs": ["203.0.113.0/24"],
     "aws_instances_count": 2,
     "aws_instances_key_name": "",
     "aws_instances_public_key_file": "",

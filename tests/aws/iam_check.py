@@ -92,6 +92,7 @@ _EC2_PREFIX = {
     "i-": "instance",
     "nat-": "natgateway",
     "eipalloc-": "elastic-ip",
+    "vpce-": "vpc-endpoint",
 }
 
 # Existing resources each EC2 action acts on: (resource type, how to find its id in the request).
@@ -157,6 +158,12 @@ _EC2_TARGETS.update(
         "CreateNatGateway": [("subnet", _param("SubnetId")), ("elastic-ip", _param("AllocationId"))],
         "DeleteNatGateway": [("natgateway", _param("NatGatewayId"))],
         "ReleaseAddress": [("elastic-ip", _param("AllocationId"))],
+        "CreateVpcEndpoint": [
+            ("vpc", _param("VpcId")),
+            ("subnet", _list("SubnetId")),
+            ("security-group", _list("SecurityGroupId")),
+        ],
+        "DeleteVpcEndpoints": [("vpc-endpoint", _list("VpcEndpointId"))],
         "CreateTags": [("*", _list("ResourceId"))],
         "DeleteTags": [("*", _list("ResourceId"))],
     }
@@ -174,6 +181,7 @@ _EC2_CREATES = {
     "RunInstances": ["instance", "volume", "network-interface"],
     "CreateNatGateway": ["natgateway"],
     "AllocateAddress": ["elastic-ip"],
+    "CreateVpcEndpoint": ["vpc-endpoint"],
 }
 
 
@@ -277,10 +285,21 @@ def _ssm(call: ApiCall) -> Iterator[Authorization]:
 
 
 def _iam(call: ApiCall) -> Iterator[Authorization]:
+    """A role's or an instance profile's ARN (an action naming both, like AddRoleToInstanceProfile, is checked on
+    both); AttachRolePolicy carries the policy's ARN (iam:PolicyARN); creating with tags needs the Tag action too."""
     p = call.params
+    resources = []
     if "InstanceProfileName" in p:
-        yield Authorization(call.iam_action, f"arn:aws:iam::{ACCOUNT}:instance-profile/{p['InstanceProfileName']}")
-    else:
+        resources.append(f"arn:aws:iam::{ACCOUNT}:instance-profile/{p['InstanceProfileName']}")
+    if "RoleName" in p:
+        resources.append(f"arn:aws:iam::{ACCOUNT}:role/{p['RoleName']}")
+    context = (("iam:PolicyARN", str(p["PolicyArn"])),) if "PolicyArn" in p else ()
+    for arn in resources:
+        yield Authorization(call.iam_action, arn, context)
+    tag_action = {"CreateRole": "iam:TagRole", "CreateInstanceProfile": "iam:TagInstanceProfile"}.get(call.action)
+    if tag_action and _member_tags(p, "Tags.member") and resources:
+        yield Authorization(tag_action, resources[-1])
+    if not resources:
         yield Authorization(call.iam_action, "*")
 
 

@@ -9,7 +9,7 @@ import pytest
 from aws_helpers import Run, reset_moto, snapshot
 from fleettest import failure_messages
 
-SAFE = {"provision_cache": False, "aws_instances_wait_for_ssh": False}
+SAFE = {"provision_cache": False, "provision_wait_for_hosts": False}
 CASE_ENV = "EC2_FLEET_TEST_CASE"
 
 CASES = [
@@ -30,6 +30,9 @@ CASES = [
     ("aws_alb_certificate_domain", "Shop Example"),
     ("aws_alb_access_logs_prefix", "/logs/"),
     ("fleet_environment", "Lab Env"),
+    # An access mode that does not exist, and a bastion that nobody may reach.
+    ("fleet_access", "vpn"),
+    ("fleet_bastion_cidrs", []),
 ]
 
 
@@ -105,3 +108,14 @@ def test_unknown_ami_is_refused_before_any_instance(fresh: dict, client: Callabl
     result = run("playbooks/provision.yml", {**SAFE, "aws_instances_ami_id": "ami-0123456789abcdef0"})
     _assert_refused(result, "aws_instances_ami_id", fresh, snapshot(client))
     assert "AMI ami-0123456789abcdef0 (from aws_instances_ami_id" in " ".join(failure_messages(result.output))
+
+
+def test_a_missing_instance_profile_is_refused_before_any_change(
+    fresh: dict, client: Callable, run: Callable[..., Run]
+) -> None:
+    """An existing instance profile named (aws_host_iam_create false) that the account does not hold."""
+    result = run("playbooks/provision.yml", {**SAFE, "aws_host_iam_create": False})
+    _assert_refused(result, "aws_host_iam_name", fresh, snapshot(client))
+    assert "The instance profile 'ec2-fleet-lab-host' (aws_host_iam_name) does not exist" in " ".join(
+        failure_messages(result.output)
+    )

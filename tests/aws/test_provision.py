@@ -83,26 +83,22 @@ def lab(moto_url: str, client: Callable, run: Callable[..., Run], tmp_path_facto
     )["Instances"][0]
     ec2.create_key_pair(KeyName="not-ours")
 
-    # As staging and production: an instance profile for the hosts. (Not their NAT gateway: moto files its tags
-    # under resource type "nat-gateway", so ec2_vpc_nat_gateway re-tags it on every run and idempotence fails.)
-    iam = client("iam")
-    iam.create_role(RoleName=f"{PREFIX}-host", AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
-    profile = iam.create_instance_profile(InstanceProfileName=f"{PREFIX}-host")["InstanceProfile"]
-    iam.add_role_to_instance_profile(InstanceProfileName=f"{PREFIX}-host", RoleName=f"{PREFIX}-host")
-
+    # (Not the NAT gateway of staging and production: moto files its tags under resource type "nat-gateway", so
+    # ec2_vpc_nat_gateway re-tags it on every run and idempotence fails.) The hosts' IAM role and instance
+    # profile: provision.yml makes them.
     keydir = tmp_path_factory.mktemp("key")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keydir / "id")], check=True)
     extra = {
         "provision_cache": cache_role_ready(),
-        "aws_instances_wait_for_ssh": False,
+        "provision_wait_for_hosts": False,
         "aws_instances_key_name": PREFIX,
         "aws_instances_public_key_file": str(keydir / "id.pub"),
-        "aws_instances_instance_profile": f"{PREFIX}-host",
         **HEALTH,
     }
     first = run("playbooks/provision.yml", extra)
     assert first.rc == 0, first.tail()
     second = run("playbooks/provision.yml", extra)
+    profile = client("iam").get_instance_profile(InstanceProfileName=f"{PREFIX}-host")["InstanceProfile"]
     return {
         "extra": extra,
         "first": first,
@@ -180,16 +176,16 @@ def test_network_spans_two_zones_per_tier(client: Callable) -> None:
 
 def test_security_groups_are_least_privilege(client: Callable) -> None:
     groups = _network(client)["groups"]
-    assert set(groups) == {"alb", "hosts", "cache"}
-    alb, hosts, cache = (groups[k]["GroupId"] for k in ("alb", "hosts", "cache"))
+    assert set(groups) == {"alb", "hosts", "cache", "bastion"}
+    alb, hosts, cache, bastion = (groups[k]["GroupId"] for k in ("alb", "hosts", "cache", "bastion"))
     expected = {
         "alb": (
             {("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0")},
             {("tcp", 8000, 8000, hosts)},
         ),
         "hosts": (
-            # App port only from the ALB group; SSH only from the lab's admin CIDR.
-            {("tcp", 8000, 8000, alb), ("tcp", 22, 22, "10.89.0.0/16")},
+            # App port only from the ALB group; SSH only from the bastion's group.
+            {("tcp", 8000, 8000, alb), ("tcp", 22, 22, bastion)},
             {
                 ("tcp", 6379, 6379, cache),
                 ("tcp", 80, 80, "0.0.0.0/0"),
@@ -199,6 +195,8 @@ def test_security_groups_are_least_privilege(client: Callable) -> None:
         ),
         # Redis port only from the hosts group; nothing out (AWS's default allow-all is gone).
         "cache": ({("tcp", 6379, 6379, hosts)}, set()),
+        # SSH in from the operators' network only (fleet_bastion_cidrs), and out to the hosts only.
+        "bastion": ({("tcp", 22, 22, "203.0.113.0/24")}, {("tcp", 22, 22, hosts)}),
     }
     for name, (ingress, egress) in expected.items():
         group = groups[name]
@@ -234,6 +232,45 @@ def test_instances_are_hardened_and_spread(client: Callable, lab: dict) -> None:
     assert {t["Key"]: t["Value"] for t in keys[0].get("Tags", [])}.items() >= TAGS.items()
 
 
+def test_one_bastion_in_a_public_subnet(client: Callable, lab: dict) -> None:
+    ec2 = client("ec2")
+    net = _network(client)
+    bastions = _live_instances(ec2, _tag_filters(Role="bastion"))
+    assert len(bastions) == 1, "exactly one bastion, also after the second run"
+    bastion = bastions[0]
+    assert {t["Key"]: t["Value"] for t in bastion["Tags"]} == {**TAGS, "Role": "bastion", "Name": f"{PREFIX}-bastion"}
+    assert bastion["SubnetId"] == net["tiers"]["public"][0]["SubnetId"]
+    assert [g["GroupId"] for g in bastion["SecurityGroups"]] == [net["groups"]["bastion"]["GroupId"]]
+    assert bastion["PublicIpAddress"]  # from the public subnet's MapPublicIpOnLaunch
+    assert bastion["KeyName"] == PREFIX
+    assert "IamInstanceProfile" not in bastion  # it needs no AWS permission
+    assert bastion["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_hosts_role_is_least_privilege(client: Callable, lab: dict) -> None:
+    """The hosts' role: Session Manager's managed policy, read of this environment's parameters, and KMS
+    decryption only through SSM; its instance profile is the one every host runs with."""
+    iam = client("iam")
+    role = iam.get_role(RoleName=f"{PREFIX}-host")["Role"]
+    assert role["AssumeRolePolicyDocument"] == EC2_TRUST
+    assert {t["Key"]: t["Value"] for t in role.get("Tags", [])}.items() >= TAGS.items()
+    attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
+    assert attached == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+    assert iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"] == ["read-environment-parameters"]
+    document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="read-environment-parameters")
+    statements = {s["Sid"]: s for s in document["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"ReadEnvironmentParameters", "DecryptThroughSsmOnly"}
+    read = statements["ReadEnvironmentParameters"]
+    assert sorted(read["Action"]) == ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+    assert read["Resource"] == ["arn:aws:ssm:*:*:parameter/ec2-fleet/lab", "arn:aws:ssm:*:*:parameter/ec2-fleet/lab/*"]
+    decrypt = statements["DecryptThroughSsmOnly"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"] == {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}
+    profile = iam.get_instance_profile(InstanceProfileName=f"{PREFIX}-host")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [role["RoleName"]]
+    assert len(iam.list_instance_profiles()["InstanceProfiles"]) == 1  # the second run made no other
+
+
 def test_target_group_and_load_balancer_match_inputs(client: Callable) -> None:
     elb = client("elbv2")
     net = _network(client)
@@ -260,8 +297,16 @@ def test_target_group_and_load_balancer_match_inputs(client: Callable) -> None:
     assert lb["Scheme"] == "internet-facing"
     assert lb["SecurityGroups"] == [net["groups"]["alb"]["GroupId"]]
     assert {z["SubnetId"] for z in lb["AvailabilityZones"]} == {s["SubnetId"] for s in net["tiers"]["public"]}
+    assert lb["State"]["Code"] == "active"
+    lb_attrs = {
+        a["Key"]: a["Value"]
+        for a in elb.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]
+    }
+    assert lb_attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert lb_attrs["deletion_protection.enabled"] == "false"  # on in production only
+    assert lb_attrs["access_logs.s3.enabled"] == "false"  # no bucket given
     listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
-    # No certificate in the lab: one HTTP listener that forwards.
+    # No certificate here (aws_alb_allow_http_only, see conftest.py): one HTTP listener that forwards.
     assert [(li["Protocol"], li["Port"]) for li in listeners] == [("HTTP", 80)]
     action = listeners[0]["DefaultActions"][0]
     assert (action["Type"], action["TargetGroupArn"]) == ("forward", tg["TargetGroupArn"])
@@ -307,7 +352,7 @@ def test_every_instance_requires_imdsv2_and_encrypts_every_volume(client: Callab
     ec2 = client("ec2")
     vpc = _our_vpc(ec2)
     instances = _live_instances(ec2, [{"Name": "vpc-id", "Values": [vpc]}])
-    assert len(instances) == 2
+    assert len(instances) == 3  # two hosts and the bastion
     for inst in instances:
         # HttpTokens=required: a metadata request without a session token is refused (no IMDSv1).
         options = inst["MetadataOptions"]
@@ -362,8 +407,8 @@ def test_every_resource_is_tagged(client: Callable) -> None:
             group["ARN"]: _tags(elasticache.list_tags_for_resource(ResourceName=group["ARN"]), "TagList")
         }
     counts = {kind: len(ids) for kind, ids in found.items()}
-    expected = {"vpc": 1, "subnet": 4, "security group": 3, "route table": 2, "internet gateway": 1, "instance": 2}
-    assert counts.items() >= {**expected, "volume": 2, "key pair": 1}.items(), counts
+    expected = {"vpc": 1, "subnet": 4, "security group": 4, "route table": 2, "internet gateway": 1, "instance": 3}
+    assert counts.items() >= {**expected, "volume": 3, "key pair": 1}.items(), counts
     untagged = {
         f"{kind} {rid}": tags
         for kind, ids in found.items()
@@ -394,7 +439,12 @@ def test_inventory_lists_only_this_environment(client: Callable, run: Callable[.
     assert listing.rc == 0, listing.tail()
     data, _ = json.JSONDecoder().raw_decode(listing.output[listing.output.index("{") :])
     hostvars = data["_meta"]["hostvars"]
-    hosts = {name: _plain(hv) for name, hv in hostvars.items() if name != "localhost"}
+    bastions = set(data["role_bastion"]["hosts"])
+    hosts = {name: _plain(hv) for name, hv in hostvars.items() if name != "localhost" and name not in bastions}
+    # The bastion: its own group, reached at its private IP in the lab (its public IP on AWS: staging's compose).
+    (bastion,) = _live_instances(client("ec2"), _tag_filters(Role="bastion"))
+    assert bastions == {f"{PREFIX}-bastion-{bastion['InstanceId']}"}
+    assert _plain(hostvars[f"{PREFIX}-bastion-{bastion['InstanceId']}"])["ansible_host"] == bastion["PrivateIpAddress"]
     assert {hv["instance_id"] for hv in hosts.values()} == set(ours)
     for name, hv in hosts.items():
         inst = ours[hv["instance_id"]]
@@ -538,6 +588,44 @@ def test_certificate_turns_on_https_and_keeps_targets(client: Callable, run: Cal
         assert _tags(described).get("CostCenter") == "ops", described
 
 
+def test_a_domain_gets_an_acm_certificate_whose_dns_record_is_shown_and_waited_for(
+    client: Callable, run: Callable[..., Run], lab: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No certificate ARN but aws_alb_certificate_domain: provision requests a certificate (DNS validation),
+    prints the CNAME record that validates it, waits until ACM has issued it, then serves HTTPS with it."""
+    import moto.settings
+
+    # moto issues a requested certificate once it is this many seconds old (60 by default).
+    monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 5)
+    domain = "shop.ec2-fleet.test"
+    extra = {**lab["extra"], "aws_alb_allow_http_only": False, "aws_alb_certificate_domain": domain,
+             "aws_alb_deletion_protection": True, "aws_alb_access_logs_bucket": "ec2-fleet-lab-logs",
+             "aws_alb_access_logs_prefix": "alb",
+             # Signed apart from the playbooks' key: docs/iam/ops-box-policy.json grants no ACM action yet.
+             "aws_access_key": "pytest-acm-domain"}  # fmt: skip
+    first = run("playbooks/provision.yml", extra, "--tags", "aws_alb")
+    assert first.rc == 0, first.tail()
+    acm = client("acm")
+    mine = [c for c in acm.list_certificates()["CertificateSummaryList"] if c["DomainName"] == domain]
+    assert len(mine) == 1, mine
+    cert = acm.describe_certificate(CertificateArn=mine[0]["CertificateArn"])["Certificate"]
+    assert (cert["Type"], cert["Status"]) == ("AMAZON_ISSUED", "ISSUED")
+    record = cert["DomainValidationOptions"][0]["ResourceRecord"]
+    assert f"is PENDING_VALIDATION. Create this record in the DNS zone of {domain}" in first.output
+    assert f"{record['Name']} CNAME {record['Value']}" in first.output
+    elb = client("elbv2")
+    lb = elb.describe_load_balancers(Names=[PREFIX])["LoadBalancers"][0]["LoadBalancerArn"]
+    listeners = {li["Port"]: li for li in elb.describe_listeners(LoadBalancerArn=lb)["Listeners"]}
+    assert [c["CertificateArn"] for c in listeners[443]["Certificates"]] == [cert["CertificateArn"]]
+    attrs = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=lb)["Attributes"]}
+    assert (attrs["deletion_protection.enabled"], attrs["access_logs.s3.enabled"]) == ("true", "true")
+    assert (attrs["access_logs.s3.bucket"], attrs["access_logs.s3.prefix"]) == ("ec2-fleet-lab-logs", "alb")
+    # A second run finds the same certificate: nothing requested, nothing changed.
+    second = run("playbooks/provision.yml", extra, "--tags", "aws_alb")
+    assert second.rc == 0 and second.recap()["localhost"]["changed"] == 0, second.tail(8000)
+    assert [c for c in acm.list_certificates()["CertificateSummaryList"] if c["DomainName"] == domain] == mine
+
+
 def test_site_and_verify_read_the_environment_from_aws(client: Callable, run: Callable[..., Run], lab: dict) -> None:
     """The control-node plays of site.yml and verify.yml (no host answers SSH here, so none is targeted)."""
     client("ssm").put_parameter(
@@ -566,8 +654,27 @@ def test_teardown_refuses_without_confirmation(client: Callable, run: Callable[.
     assert snapshot(client) == before
 
 
-def test_teardown_removes_only_this_environment(client: Callable, run: Callable[..., Run], lab: dict) -> None:
+def test_teardown_removes_only_this_environment(
+    client: Callable, run: Callable[..., Run], lab: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ec2 = client("ec2")
+    # As AWS refuses (moto does not): no deleting a load balancer while its deletion protection is on.
+    from moto.elbv2.exceptions import ELBClientError
+    from moto.elbv2.models import ELBv2Backend
+
+    delete = ELBv2Backend.delete_load_balancer
+
+    def protected_delete(self: ELBv2Backend, arn: str) -> None:
+        lb = self.load_balancers.get(arn)
+        if lb is not None and lb.attrs.get("deletion_protection.enabled") == "true":
+            raise ELBClientError("OperationNotPermitted", f"Load balancer '{arn}' has deletion protection")
+        delete(self, arn)
+
+    monkeypatch.setattr(ELBv2Backend, "delete_load_balancer", protected_delete)
+    lb = client("elbv2").describe_load_balancers(Names=[PREFIX])["LoadBalancers"][0]["LoadBalancerArn"]
+    client("elbv2").modify_load_balancer_attributes(
+        LoadBalancerArn=lb, Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}]
+    )
     # Untagged things inside the environment's own VPC, and an untagged group that carries one of our names.
     # (An untagged subnet would make DeleteVpc fail with DependencyViolation, in moto as in AWS.)
     net = _network(client)
@@ -594,6 +701,8 @@ def test_teardown_removes_only_this_environment(client: Callable, run: Callable[
     assert ec2.describe_route_tables(Filters=tagged)["RouteTables"] == []
     assert ec2.describe_internet_gateways(Filters=tagged)["InternetGateways"] == []
     assert ec2.describe_key_pairs(Filters=tagged)["KeyPairs"] == []
+    assert client("iam").list_instance_profiles()["InstanceProfiles"] == []
+    assert [r["RoleName"] for r in client("iam").list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)] == []
     assert elb.describe_load_balancers()["LoadBalancers"] == []
     assert elb.describe_target_groups()["TargetGroups"] == []
     if cache_role_ready():

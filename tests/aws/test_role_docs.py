@@ -6,7 +6,7 @@ import pytest
 import yaml
 from aws_helpers import ROOT
 
-ROLES = ["aws_network", "aws_alb", "aws_instances", "alb_target"]
+ROLES = ["aws_network", "aws_alb", "aws_instances", "alb_target", "aws_host_iam", "aws_bastion"]
 
 
 @pytest.mark.parametrize("role", ROLES)
