@@ -12,6 +12,7 @@ from typing import Any
 
 from moto.backends import get_backend
 from moto.elasticache.models import ElastiCacheBackend
+from moto.elbv2.exceptions import ELBClientError
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 from moto.server import ThreadedMotoServer
 
@@ -129,6 +130,20 @@ def _describe_target_health(self: ELBv2Backend, target_group_arn: str, targets: 
     return _orig_describe_target_health(self, target_group_arn, targets)
 
 
+_orig_delete_load_balancer = ELBv2Backend.delete_load_balancer
+
+
+def _delete_load_balancer(self: ELBv2Backend, arn: str) -> None:
+    """As AWS (moto deletes anyway): a load balancer with deletion protection on is not deleted."""
+    lb = self.load_balancers.get(arn)
+    if lb is not None and str(lb.attrs.get("deletion_protection.enabled", "false")).lower() == "true":
+        raise ELBClientError(
+            "OperationNotPermitted",
+            f"Load balancer '{arn}' cannot be deleted because deletion protection is enabled",
+        )
+    _orig_delete_load_balancer(self, arn)
+
+
 _orig_create_replication_group = ElastiCacheBackend.create_replication_group
 
 
@@ -145,6 +160,7 @@ def patch() -> None:
     FakeTargetGroup.deregister = _deregister
     FakeTargetGroup.health_for = _health_for
     ELBv2Backend.describe_target_health = _describe_target_health
+    ELBv2Backend.delete_load_balancer = _delete_load_balancer
     ElastiCacheBackend.create_replication_group = _create_replication_group
 
 

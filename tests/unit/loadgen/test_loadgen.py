@@ -447,3 +447,66 @@ def test_summary_names_failures_and_who_answered() -> None:
     assert "8 requests" in text and "1 failed (http_5xx 1)" in text
     assert "i-aaaa (1.0.0: 4)" in text and "stopped by max_requests" in text
     assert os.linesep not in text.strip()
+
+
+class _KeepAliveHandler(_Handler):
+    """HTTP/1.1: keeps the connection; every server.close_every-th answer then closes it without saying so,
+    as a server whose idle timeout ran out between two requests does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        super().do_GET()
+        every = getattr(self.server, "close_every", 0)
+        with self.server.lock:
+            if every and self.server.handled % every == 0:
+                self.close_connection = True
+
+
+@contextmanager
+def tls_server(tmp_path: Path, script: Callable[[int], Action], close_every: int = 0) -> Iterator[tuple[str, Path]]:
+    """An HTTPS keep-alive server with a certificate for 127.0.0.1 from a CA of its own: (URL, CA file)."""
+    import ssl
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE")
+    openssl("req", "-new", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+            "-extfile", "ext", "-out", "srv.crt")
+    server = ScriptedServer(script)
+    server.RequestHandlerClass = _KeepAliveHandler
+    server.close_every = close_every  # type: ignore[attr-defined]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "srv.crt", tmp_path / "srv.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/version", tmp_path / "ca.crt"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_https_with_a_ca_file_and_keep_alive(tmp_path: Path) -> None:
+    with tls_server(tmp_path, two_instances, close_every=7) as (url, ca):
+        with loadgen.LoadGen(url, rate=40, timeout=2, ca_file=ca, keep_alive=True, workers=4) as load:
+            time.sleep(2.5)
+        verified = load.report
+        # Without the CA, the server's certificate is refused: every request fails.
+        with loadgen.LoadGen(url, rate=20, timeout=2, max_requests=5) as untrusted:
+            assert untrusted.stopped.wait(5)
+    assert verified["failed"] == 0 and verified["requests"] >= 80, verified["failures"][:3]
+    assert verified["keep_alive"] is True and verified["tls_ca_file"] == str(ca)
+    assert set(verified["answered_by"]) == {"i-aaaa", "i-bbbb"}
+    # Connections the server closed between two requests were reopened, the request sent again, not lost.
+    assert verified["stale_connection_retries"] >= 5, verified["stale_connection_retries"]
+    refused = untrusted.report
+    assert refused["failed"] == refused["requests"] == 5
+    assert all("CERTIFICATE_VERIFY_FAILED" in f["detail"] for f in refused["failures"]), refused["failures"]
