@@ -23,6 +23,11 @@ NO_KEY_FILE = {"aws_instances_public_key_file": ""}
 NO_KEYS = {**NO_KEY_FILE, "aws_access_key": "", "aws_secret_key": ""}
 SOURCE_MISSING = "/nonexistent/orders-api"
 
+# The secrets staging and production list in env.yml, asked of the lab inventory (whose secrets are plain).
+VAULT_DB = {"name": "vault_fleet_database_url", "needed_by": ["configure"], "what": "the PostgreSQL URL of the app"}
+VAULT_CACHE = {"name": "vault_aws_cache_auth_token", "needed_by": ["provision", "configure"],
+               "what": "the Redis AUTH token"}  # fmt: skip
+
 # (id, playbook, inventory, extra vars, AWS: "dead" endpoint or "moto" without credentials, phrase of the refusal)
 # In the phrases, {dead} is the unreachable endpoint's URL.
 CASES = [
@@ -71,6 +76,16 @@ CASES = [
     ("teardown-inventory-without-env", "teardown", "no-env", {"teardown_confirm": "unset-environment"}, "dead",
      "fleet_environment is not set (got 'unset-environment'): run with -i inventories/ENV"),
     ("verify-inventory-without-env", "verify", "no-env", {}, "dead", "requires a region and none was found"),
+    ("site-missing-vault-variable", "site", "lab", {"fleet_vault_variables": [VAULT_DB, VAULT_CACHE],
+     "vault_aws_cache_auth_token": "Lab-token-0123456789"}, "dead",
+     "vault_fleet_database_url (the PostgreSQL URL of the app) is missing or empty: set it in "
+     "inventories/lab/group_vars/all/vault.yml"),
+    ("rolling-update-empty-vault-variable", "rolling_update", "lab", {"app_version": "2.0.0",
+     "fleet_vault_variables": [VAULT_DB], "vault_fleet_database_url": ""}, "dead",
+     "vault_fleet_database_url (the PostgreSQL URL of the app) is missing or empty"),
+    ("provision-placeholder-vault-variable", "provision", "lab", {**NO_KEY_FILE, "fleet_vault_variables":
+     [VAULT_DB, VAULT_CACHE], "vault_aws_cache_auth_token": "CHANGE-ME-to-a-random-token"}, "dead",
+     "vault_aws_cache_auth_token (the Redis AUTH token) is still the placeholder of vault.yml.example"),
 ]
 
 
