@@ -284,6 +284,15 @@ def _ssm(call: ApiCall) -> Iterator[Authorization]:
         yield Authorization("ssm:AddTagsToResource", arn, _tag_context("RequestTag", tags))
 
 
+def _acm(call: ApiCall) -> Iterator[Authorization]:
+    """ACM's reads and RequestCertificate name no resource IAM could scope (a new certificate has no ARN yet):
+    "*", with the request's tags; requesting with tags needs acm:AddTagsToCertificate too."""
+    tags = {t["Key"]: t["Value"] for t in call.params.get("Tags", [])}
+    yield Authorization(call.iam_action, "*", _tag_context("RequestTag", tags))
+    if call.action == "RequestCertificate" and tags:
+        yield Authorization("acm:AddTagsToCertificate", "*", _tag_context("RequestTag", tags))
+
+
 def _iam(call: ApiCall) -> Iterator[Authorization]:
     """A role's or an instance profile's ARN (an action naming both, like AddRoleToInstanceProfile, is checked on
     both); AttachRolePolicy carries the policy's ARN (iam:PolicyARN); creating with tags needs the Tag action too."""
@@ -310,6 +319,7 @@ _BY_SERVICE: dict[str, Callable[[ApiCall], Iterator[Authorization]]] = {
     "elasticache": _elasticache,
     "ssm": _ssm,
     "iam": _iam,
+    "acm": _acm,
 }
 
 

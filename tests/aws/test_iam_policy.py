@@ -28,7 +28,14 @@ MANAGED_POLICY_LIMIT = 6144
 # Permissions that are no API operation of their own.
 PERMISSION_ONLY = {"iam:PassRole"}
 # The botocore service model of each IAM prefix.
-MODELS = {"ec2": "ec2", "elasticloadbalancing": "elbv2", "elasticache": "elasticache", "ssm": "ssm", "iam": "iam"}
+MODELS = {
+    "ec2": "ec2",
+    "elasticloadbalancing": "elbv2",
+    "elasticache": "elasticache",
+    "ssm": "ssm",
+    "iam": "iam",
+    "acm": "acm",
+}
 READ_ONLY = re.compile(r"^[a-z0-9]+:(Describe|List|Get)[A-Za-z]+$")
 
 
@@ -53,8 +60,10 @@ def test_policy_is_a_valid_least_privilege_document(policy: Policy) -> None:
             prefix, name = action.split(":")
             assert "*" not in action, f"{statement['Sid']}: wildcard action {action}"
             assert action in PERMISSION_ONLY or name in operations[prefix], f"{statement['Sid']}: no API {action}"
-        # Only reads may name every resource; whatever changes something is scoped by ARN or by tag.
-        if statement["Resource"] == "*":
+        # Only reads may name every resource; whatever changes something is scoped by ARN or by tag (a create
+        # whose resource has no ARN yet, like acm:RequestCertificate, by the project's tag on the request).
+        request_tagged = "aws:RequestTag/Project" in statement.get("Condition", {}).get("StringEquals", {})
+        if statement["Resource"] == "*" and not request_tagged:
             assert all(READ_ONLY.match(a) for a in actions), statement["Sid"]
 
 
@@ -123,6 +132,10 @@ SCOPES = [
         # The deploy lock may be written; the database URL beside it may not.
         Authorization("ssm:PutParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/ec2-fleet/lab/deploy/lock"),
         Authorization("ssm:PutParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/ec2-fleet/lab/database_url"),
+    ),
+    (
+        Authorization("acm:RequestCertificate", "*", (("aws:RequestTag/Project", "ec2-fleet"),)),
+        Authorization("acm:RequestCertificate", "*", (("aws:RequestTag/Project", "payments"),)),
     ),
     (
         Authorization(

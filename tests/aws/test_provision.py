@@ -600,9 +600,7 @@ def test_a_domain_gets_an_acm_certificate_whose_dns_record_is_shown_and_waited_f
     domain = "shop.ec2-fleet.test"
     extra = {**lab["extra"], "aws_alb_allow_http_only": False, "aws_alb_certificate_domain": domain,
              "aws_alb_deletion_protection": True, "aws_alb_access_logs_bucket": "ec2-fleet-lab-logs",
-             "aws_alb_access_logs_prefix": "alb",
-             # Signed apart from the playbooks' key: docs/iam/ops-box-policy.json grants no ACM action yet.
-             "aws_access_key": "pytest-acm-domain"}  # fmt: skip
+             "aws_alb_access_logs_prefix": "alb"}  # fmt: skip
     first = run("playbooks/provision.yml", extra, "--tags", "aws_alb")
     assert first.rc == 0, first.tail()
     acm = client("acm")
