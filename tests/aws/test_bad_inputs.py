@@ -30,6 +30,13 @@ CASES = [
     ("aws_alb_certificate_domain", "Shop Example"),
     ("aws_alb_access_logs_prefix", "/logs/"),
     ("fleet_environment", "Lab Env"),
+    # An arm64 (Graviton) type with the lab's x86-64 AMI; a release Canonical's parameter does not serve.
+    ("aws_instances_type", "m7g.large"),
+    ("aws_instances_ubuntu_release", "20.04"),
+    # The database port open to nowhere in particular: refused unless said explicitly.
+    ("aws_network_database_cidrs", []),
+    ("aws_network_database_cidrs", ["10.0.0.1"]),
+    ("aws_network_teardown_retries", 1000),
     # An access mode that does not exist, and a bastion that nobody may reach.
     ("fleet_access", "vpn"),
     ("fleet_bastion_cidrs", []),

@@ -190,7 +190,8 @@ def test_security_groups_are_least_privilege(client: Callable) -> None:
                 ("tcp", 6379, 6379, cache),
                 ("tcp", 80, 80, "0.0.0.0/0"),
                 ("tcp", 443, 443, "0.0.0.0/0"),
-                ("tcp", 5432, 5432, "0.0.0.0/0"),
+                # The database port to the database only (the lab's: its network, the VPC CIDR here).
+                ("tcp", 5432, 5432, "10.89.0.0/16"),
             },
         ),
         # Redis port only from the hosts group; nothing out (AWS's default allow-all is gone).
