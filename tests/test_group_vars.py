@@ -25,3 +25,6 @@ def test_shared_group_vars_load_and_environment_overrides(environment, tmp_path)
     assert hostvars["fleet_app_port"] == 8000
     # Overridden by inventories/<env>/group_vars/all/env.yml:
     assert hostvars["fleet_environment"] == environment
+    # Every environment logs in as the AMI's user, through its own access mode (docs/access.md).
+    assert hostvars["ansible_user"] == "ubuntu"
+    assert hostvars["fleet_access"] == {"lab": "bastion", "staging": "bastion", "production": "ssm"}[environment]

@@ -149,6 +149,31 @@ SCOPES = [
             (("iam:PassedToService", "lambda.amazonaws.com"),),
         ),
     ),
+    (
+        # The hosts' role gets Session Manager's managed policy, never a broader one (then passed to an instance).
+        Authorization(
+            "iam:AttachRolePolicy",
+            f"arn:aws:iam::{ACCOUNT}:role/ec2-fleet-lab-host",
+            (("iam:PolicyARN", "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"),),
+        ),
+        Authorization(
+            "iam:AttachRolePolicy",
+            f"arn:aws:iam::{ACCOUNT}:role/ec2-fleet-lab-host",
+            (("iam:PolicyARN", "arn:aws:iam::aws:policy/AdministratorAccess"),),
+        ),
+    ),
+    (
+        Authorization("iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/ec2-fleet-lab-host"),
+        Authorization("iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/admin"),
+    ),
+    (
+        Authorization("ec2:DeleteVpcEndpoints", f"{ARN_EC2}:vpc-endpoint/vpce-0a", OURS),
+        Authorization("ec2:DeleteVpcEndpoints", f"{ARN_EC2}:vpc-endpoint/vpce-0b", THEIRS),
+    ),
+    (
+        Authorization("ssm:StartSession", f"{ARN_EC2}:instance/i-0a", (("ssm:resourceTag/Project", "ec2-fleet"),)),
+        Authorization("ssm:StartSession", f"{ARN_EC2}:instance/i-0b", (("ssm:resourceTag/Project", "payments"),)),
+    ),
 ]
 
 
