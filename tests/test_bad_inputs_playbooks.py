@@ -80,8 +80,8 @@ CASES = [
      "vault_aws_cache_auth_token": "Lab-token-0123456789"}, "dead",
      "vault_fleet_database_url (the PostgreSQL URL of the app) is missing or empty: set it in "
      "inventories/lab/group_vars/all/vault.yml"),
-    ("rolling-update-empty-vault-variable", "rolling_update", "lab", {"app_version": "2.0.0",
-     "fleet_vault_variables": [VAULT_DB], "vault_fleet_database_url": ""}, "dead",
+    ("site-empty-vault-variable", "site", "lab", {"fleet_vault_variables": [VAULT_DB],
+     "vault_fleet_database_url": ""}, "dead",
      "vault_fleet_database_url (the PostgreSQL URL of the app) is missing or empty"),
     ("provision-placeholder-vault-variable", "provision", "lab", {**NO_KEY_FILE, "fleet_vault_variables":
      [VAULT_DB, VAULT_CACHE], "vault_aws_cache_auth_token": "CHANGE-ME-to-a-random-token"}, "dead",
