@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import datetime
 
 import pytest
 from fleet_helpers import http, lab_instance_ids, served_instances
@@ -22,6 +23,45 @@ def test_provision_then_site_then_verify_from_nothing(converged):
     verify = fleet.play("verify")
     assert verify.rc == 0, verify.output[-4000:]
     assert "3 host(s) on 1.0.0, ready, healthy in the target group, one cache endpoint" in verify.output
+
+
+def _task_start(output: str, task: str) -> datetime:
+    """When a task started: profile_tasks prints a timestamp as each task starts, and the task's
+    banner follows it (later, when the banner waits for a host that does not skip the task)."""
+    banner = re.search(r"^TASK \[(?:[\w.]+ : )?" + re.escape(task) + r"\]", output, flags=re.M)
+    assert banner, f"no banner for task {task!r} in the output"
+    stamps = re.findall(r"^(\w+ \d+ \w+ \d{4}\s+[\d:]+ [+-]\d{4}) \(", output[:banner.start()], flags=re.M)
+    assert stamps, f"no profile_tasks timestamp before the task {task!r}"
+    return datetime.strptime(re.sub(r"\s+", " ", stamps[-1]), "%A %d %B %Y %H:%M:%S %z")
+
+
+def test_a_busy_first_boot_held_apt_locks_while_site_installed_the_first_packages(converged):
+    """Each new instance boots with apt's and dpkg's locks held (the lab's emulation of apt-daily and
+    unattended-upgrades on a new Ubuntu AMI), and site.yml, run once, still configured every host."""
+    fleet = converged
+    output = fleet.runs["site"].output
+    started = _task_start(output, "Install base packages")
+    # The hosts that ran the task: its results up to the next task's timestamp (names end in the instance id).
+    results = output[output.index("Install base packages]"):]
+    results = results[:re.search(r"^\w+ \d+ \w+ \d{4} ", results, flags=re.M).start()]
+    installed = set(re.findall(r"^(?:changed|ok): \[[^\]]*?(i-[0-9a-f]+)\]", results, flags=re.M))
+    assert len(installed) == 3 and installed <= lab_instance_ids(fleet), results
+    lab = fleet.env["EC2_FLEET_LAB_NAME"]
+    for instance in sorted(installed):
+        journal = subprocess.run(["podman", "exec", f"{lab}-{instance}", "journalctl", "--no-pager", "-o", "cat",
+                                  "-u", "ec2-fleet-busy-boot.service"],
+                                 capture_output=True, text=True, timeout=30, env=fleet.env).stdout
+        held = re.search(r"holding apt and dpkg locks for ([\d.]+)s", journal)
+        released = re.search(r"released apt and dpkg locks at ([\d.]+)", journal)
+        assert held and released, f"{instance}: the busy boot did not hold apt's locks:\n{journal}"
+        released_at = datetime.fromtimestamp(float(released[1]), tz=started.tzinfo)
+        # The timestamp has whole seconds: the task began at most 1 s after `started`.
+        print(f"busy boot: {instance} held apt's locks for {held[1]} s; site.yml's first package task started "
+              f"{released_at.timestamp() - started.timestamp():.0f} s before they were released")
+        assert started.timestamp() + 1 < released_at.timestamp(), (
+            f"{instance}: the first package task started at {started}, after the locks were released "
+            f"at {released_at}: the play never met the busy boot"
+        )
 
 
 def test_requests_reach_all_three_instances_through_the_load_balancer(converged):
