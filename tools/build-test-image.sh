@@ -42,21 +42,29 @@ debootstrap --variant=minbase \
   --include=systemd,systemd-sysv,python3,python3-apt,sudo,dbus,iproute2,ca-certificates,openssh-server,gnupg,locales \
   bookworm "$ROOTFS" "$MIRROR" >/dev/null
 
-# A busy first boot, as on a new Ubuntu AMI where apt-daily / unattended-upgrades run while
-# the first play arrives: at boot this unit holds apt's and dpkg's locks the way apt takes
-# them (fcntl record locks; flock(1) would not conflict with apt) for the number of seconds in
-# EC2_FLEET_LAB_BUSY_BOOT_SECONDS of the container's environment (PID 1's). Absent or 0 = idle,
-# so only the lab, which sets it on its instances, gets a busy boot; molecule and pytest hosts do not.
+# A busy first boot, as on a new Ubuntu AMI where apt-daily / unattended-upgrades still run when
+# the first play arrives: at boot this unit takes apt's and dpkg's locks the way apt takes them
+# (fcntl record locks; flock(1) would not conflict with apt) and keeps them until another process
+# has tried to open one of them (seen through inotify: the first package task) and then for
+# EC2_FLEET_LAB_BUSY_BOOT_SECONDS more, read from the container's environment (PID 1's); never
+# longer than 15 minutes from boot. Holding "until the first play tried" rather than "for N s from
+# boot" makes the play meet the busy boot however long the launch took. Absent or 0 = idle, so only
+# the lab, which sets it on its instances, gets a busy boot; molecule and pytest hosts do not.
 install -d "$ROOTFS/usr/local/sbin"
 cat > "$ROOTFS/usr/local/sbin/ec2-fleet-busy-boot" <<'BUSY'
 #!/usr/bin/python3
-"""Hold apt's and dpkg's locks for EC2_FLEET_LAB_BUSY_BOOT_SECONDS (from PID 1's environment)."""
+"""Hold apt's and dpkg's locks until another process tried them, then EC2_FLEET_LAB_BUSY_BOOT_SECONDS more."""
+import ctypes
 import fcntl
 import os
+import select
+import struct
 import time
 
 LOCKS = ["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock"]
 NAME = b"EC2_FLEET_LAB_BUSY_BOOT_SECONDS="
+IN_OPEN = 0x20
+CAP_SECONDS = 900
 
 try:
     environ = open("/proc/1/environ", "rb").read().split(b"\0")
@@ -76,9 +84,23 @@ for path in LOCKS:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
     fcntl.lockf(fd, fcntl.LOCK_EX)  # F_SETLKW with F_WRLCK, as apt's and dpkg's own locks
     held.append(fd)
-until = time.time() + seconds
-print(f"holding apt and dpkg locks for {seconds:g}s, until {until:.3f}", flush=True)
-time.sleep(max(0.0, until - time.time()))
+libc = ctypes.CDLL(None, use_errno=True)
+watch = libc.inotify_init1(os.O_CLOEXEC)
+for path in LOCKS:
+    libc.inotify_add_watch(watch, path.encode(), IN_OPEN)
+cap = time.time() + CAP_SECONDS
+print(f"holding apt and dpkg locks until a package task tries them, then {seconds:g}s more", flush=True)
+while time.time() < cap:
+    ready, _, _ = select.select([watch], [], [], cap - time.time())
+    if ready:
+        event = os.read(watch, 4096)
+        mask = struct.unpack_from("iIII", event)[1]
+        if mask & IN_OPEN:
+            print(f"a package task tried apt's locks at {time.time():.3f}; holding {seconds:g}s more", flush=True)
+            time.sleep(seconds)
+            break
+else:
+    print(f"nobody tried apt's locks in {CAP_SECONDS}s", flush=True)
 for fd in held:
     os.close(fd)
 print(f"released apt and dpkg locks at {time.time():.3f}", flush=True)

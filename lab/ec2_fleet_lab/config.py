@@ -33,10 +33,10 @@ class LabConfig:
     db_user: str = "app"
     reconcile_seconds: float = 1.0
     balancer_seconds: float = 0.5
-    # Seconds each new instance holds apt's and dpkg's locks after boot, as apt-daily and
-    # unattended-upgrades do on a new Ubuntu AMI (the test image's ec2-fleet-busy-boot unit);
-    # long enough that every converge of a new instance meets it, 0 = an idle boot.
-    busy_boot_seconds: float = 45.0
+    # A busy first boot, as apt-daily and unattended-upgrades make one on a new Ubuntu AMI (the test
+    # image's ec2-fleet-busy-boot unit): each new instance holds apt's and dpkg's locks from boot until
+    # a package task first tries them, then this many seconds more; 0 = an idle boot.
+    busy_boot_seconds: float = 10.0
     # Seconds a newly registered target stays `initial` with no health check and no traffic, as an
     # ALB spreads a registration to its nodes before their first check (tens of seconds on AWS).
     # 10 s: long enough that a wait without a margin fails here as it would on AWS, short enough
