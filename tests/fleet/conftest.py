@@ -22,13 +22,19 @@ class Fleet:
     endpoints: dict
     state_dir: Path
     runs: dict[str, PlayResult] = field(default_factory=dict)
+    # Every play this session ran that succeeded, as (playbook, options, extra vars): what
+    # test_95_first_run_doc compares the commands of docs/first-run-on-aws.md with.
+    history: list[tuple[str, frozenset[str], frozenset[tuple[str, str]]]] = field(default_factory=list)
 
     def play(self, name: str, *args: str, extra: dict | None = None) -> PlayResult:
         # Its own artifact cache: a release is built once per version, so a developer's cached
         # build of the same version must not stand in for the code under test.
-        extra = {"app_artifact_cache_dir": str(self.state_dir / "artifacts"), **(extra or {})}
-        return run_playbook(ROOT / "playbooks" / f"{name}.yml", "inventories/lab", extra, *args,
-                            env=self.env, timeout=1500)
+        full = {"app_artifact_cache_dir": str(self.state_dir / "artifacts"), **(extra or {})}
+        result = run_playbook(ROOT / "playbooks" / f"{name}.yml", "inventories/lab", full, *args,
+                              env=self.env, timeout=1500)
+        if result.rc == 0:
+            self.history.append((name, frozenset(args), frozenset((k, str(v)) for k, v in (extra or {}).items())))
+        return result
 
     def labctl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(ROOT / "lab" / "labctl.py"), *args], cwd=ROOT,
@@ -71,7 +77,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 @pytest.fixture(scope="session")
 def converged(fleet: Fleet) -> Fleet:
-    """The lab provisioned (provision.yml) and configured (site.yml) once, for every test that needs hosts."""
+    """The lab provisioned (provision.yml) and configured (site.yml) once, for every test that needs hosts;
+    first, as docs/first-run-on-aws.md says, a dry run of provision.yml on the empty account."""
+    if "provision-dry-run" not in fleet.runs:
+        dry = fleet.play("provision", "--check", "--diff")
+        fleet.runs["provision-dry-run"] = dry
+        assert dry.rc == 0, f"provision.yml --check --diff failed on an empty account:\n{dry.output[-4000:]}"
     for name in ("provision", "site"):
         if name not in fleet.runs:
             result = fleet.play(name)

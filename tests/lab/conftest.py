@@ -70,4 +70,10 @@ def fleet(lab: Lab) -> dict[str, Any]:
             TagSpecifications=[{"ResourceType": "instance", "Tags": [*LAB_TAGS, {"Key": "Role", "Value": "web"}]}],
         )["Instances"][0]  # fmt: skip
         instances.append((started["InstanceId"], started["PrivateIpAddress"]))
-    return {"vpc": vpc, "cidr": str(cidr), "subnets": subnets, "instances": instances, "launched": time.monotonic()}
+    # The one instance the control node may reach over SSH (the lab's firewall drops port 22 to the rest).
+    bastion = ec2.run_instances(
+        ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=subnets[0], KeyName=key_name,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [*LAB_TAGS, {"Key": "Role", "Value": "bastion"}]}],
+    )["Instances"][0]  # fmt: skip
+    return {"vpc": vpc, "cidr": str(cidr), "subnets": subnets, "instances": instances,
+            "bastion": (bastion["InstanceId"], bastion["PrivateIpAddress"]), "launched": time.monotonic()}

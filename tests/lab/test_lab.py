@@ -89,15 +89,15 @@ def exec_python(container: str, code: str, *args: str, timeout: float = 30) -> s
     return proc.stdout
 
 
-def ssh(lab: Lab, ip: str, command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "ssh", "-i", lab.endpoints["ssh_private_key_file"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR",
-            f"ubuntu@{ip}", command,
-        ],
-        capture_output=True, text=True, timeout=20,
-    )  # fmt: skip
+def ssh(lab: Lab, ip: str, command: str, via: str | None = None, key: str | None = None) -> subprocess.CompletedProcess:
+    """SSH as ubuntu to ip, through the bastion at `via` when given (as the playbooks do: docs/access.md)."""
+    options = ["-i", key or lab.endpoints["ssh_private_key_file"], "-o", "BatchMode=yes",
+               "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3",
+               "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"]
+    if via:
+        jump = " ".join(["ssh", *options, "-W", "%h:%p", f"ubuntu@{via}"])
+        options += ["-o", f"ProxyCommand={jump}"]
+    return subprocess.run(["ssh", *options, f"ubuntu@{ip}", command], capture_output=True, text=True, timeout=20)
 
 
 def alive(pid: int) -> bool:
@@ -170,27 +170,29 @@ def test_up_publishes_endpoints_and_the_database_secret_in_ssm(lab: Lab) -> None
 def test_running_instances_become_containers_with_their_ip_and_the_key_pair(
     lab: Lab, fleet: dict, tmp_path: Path
 ) -> None:
-    for instance_id, ip in fleet["instances"]:
+    _, bastion = fleet["bastion"]
+    for instance_id, ip in [*fleet["instances"], fleet["bastion"]]:
         name = container_of(lab, instance_id)
         wait_for(f"container {name}", lambda n=name: lab.containers().get(n) == "running", 60)
         inspect = json.loads(subprocess.run(["podman", "inspect", name], capture_output=True, text=True).stdout)[0]
         addresses = [n["IPAddress"] for n in inspect["NetworkSettings"]["Networks"].values()]
         assert addresses == [ip]
+        via = None if ip == bastion else bastion
         result = wait_for(
-            f"SSH as ubuntu on {ip}", lambda ip=ip: (r := ssh(lab, ip, "id -un; hostname")).returncode == 0 and r, 60
+            f"SSH as ubuntu on {ip}",
+            lambda ip=ip, via=via: (r := ssh(lab, ip, "id -un; hostname", via=via)).returncode == 0 and r, 60,
         )
         assert result.stdout.split() == ["ubuntu", "ip-" + ip.replace(".", "-")]
     lab.facts["launch_to_ssh_seconds"] = time.monotonic() - fleet["launched"]
+    # No route from the control node to a private instance's SSH port: only through the bastion.
+    ip = fleet["instances"][0][1]
+    direct = ssh(lab, ip, "true")
+    assert direct.returncode == 255 and "timed out" in direct.stderr, direct.stderr
     # A key the lab did not import is refused.
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
-    ip = fleet["instances"][0][1]
-    refused = subprocess.run(
-        ["ssh", "-i", str(other), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", f"ubuntu@{ip}", "true"],
-        capture_output=True, text=True, timeout=20,
-    )  # fmt: skip
-    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+    refused = ssh(lab, bastion, "true", key=str(other))
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused.stderr
 
 
 def test_imdsv2_answers_each_instance_with_its_own_id(lab: Lab, fleet: dict) -> None:
