@@ -23,7 +23,8 @@ def fleet_provision_plan(settings: dict) -> list[str]:
     nat_gateway, nat_gateway_per_az, bastion_cidrs, ssm_endpoints, region, cache (bool),
     cache_id, cache_node_type, cache_clusters, alb_name, target_group_name, https (text: where the
     certificate comes from, or "" for plain HTTP), instances, instance_name, instance_type, ami,
-    key_name, public_key_file, bastion (bool), bastion_name.
+    key_name, public_key_file, bastion (bool), bastion_name; host_iam (the hosts' role and profile to
+    create, '' when an existing one is used).
     """
     try:
         prefix = settings["prefix"]
@@ -68,6 +69,8 @@ def fleet_provision_plan(settings: dict) -> list[str]:
         https = settings.get("https") or ""
         listeners = f"HTTPS listener on 443 ({https}), HTTP 80 redirecting" if https else "HTTP listener on 80"
         lines.append(f"application load balancer {settings['alb_name']} with {listeners}")
+        if settings.get("host_iam"):
+            lines.append(f"IAM role and instance profile {settings['host_iam']} for the hosts")
         if settings.get("public_key_file"):
             lines.append(f"key pair {settings['key_name']} from {settings['public_key_file']} (unless it exists)")
         count = int(settings["instances"])

@@ -54,7 +54,7 @@ def test_dry_run_on_an_empty_account_lists_what_it_would_create(
     assert any(line.startswith("would create 2 instance(s) ec2-fleet-lab-web (t3.small, ami-") for line in plan), plan
     assert any(line.startswith("would create application load balancer ec2-fleet-lab ") for line in plan), plan
     # The IAM role reports itself (its module runs in check mode); nothing at all was created.
-    assert "Create the role and instance profile ec2-fleet-lab-host" in dry.output
+    assert "would create IAM role and instance profile ec2-fleet-lab-host for the hosts" in plan, plan
     assert dry.recap()["localhost"]["changed"] >= 1
     assert snapshot(client) == before
     assert client("iam").list_roles()["Roles"] == []

@@ -4,8 +4,10 @@ and every playbook reaches the hosts through the bastion (fleet_access: bastion 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,10 +46,18 @@ def _ssh_banner(ip: str) -> str:
 
 
 def _ping(fleet, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    # A control path of its own: no master connection left by earlier plays may carry this one.
-    env = {**fleet.env, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(["ansible", "-i", "inventories/lab", "role_web", "-m", "ansible.builtin.ping", "-T", "10",
-                           *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    # A control path of its own for each call: no master connection left by earlier plays (or by the
+    # other call) may carry this one. Short, under /tmp: a socket path has at most 107 characters.
+    control_dir = tempfile.mkdtemp(prefix="cp-", dir="/tmp")
+    env = {**fleet.env, "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir, "ANSIBLE_NOCOLOR": "1"}
+    try:
+        return subprocess.run(["ansible", "-i", "inventories/lab", "role_web", "-m", "ansible.builtin.ping",
+                               "-T", "10", *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        for socket_path in Path(control_dir).iterdir():  # end the masters this call left
+            subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "x"], capture_output=True,
+                           timeout=10)
+        shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def test_the_control_node_reaches_only_the_bastion_and_the_playbooks_go_through_it(converged, tmp_path):

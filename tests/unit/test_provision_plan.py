@@ -38,6 +38,7 @@ BASE = {
     "public_key_file": "",
     "bastion": False,
     "bastion_name": "ec2-fleet-production-bastion",
+    "host_iam": "ec2-fleet-production-host",
 }
 
 
@@ -58,14 +59,16 @@ def test_production_plan_lists_every_resource_once_per_zone() -> None:
     assert "ElastiCache replication group ec2-fleet-production (cache.t4g.small, 2 nodes)" in text
     assert "HTTPS listener on 443 (certificate arn:aws:acm:" in text
     assert "3 instance(s) ec2-fleet-production-web (m7i.large, ami-0123456789abcdef0)" in text
+    assert "IAM role and instance profile ec2-fleet-production-host for the hosts" in text
     assert len(plan) == len(set(plan))
 
 
 def test_lab_plan_without_nat_cache_or_instances() -> None:
     plan = fleet_provision_plan({**BASE, "nat_gateway": False, "cache": False, "instances": 0, "https": "",
                                  "ssm_endpoints": False, "bastion_cidrs": ["203.0.113.0/24"], "bastion": True,
-                                 "public_key_file": "/tmp/id.pub"})  # fmt: skip
+                                 "public_key_file": "/tmp/id.pub", "host_iam": ""})  # fmt: skip
     text = "\n".join(plan)
+    assert "IAM role" not in text  # an existing profile (aws_host_iam_create: false) is only checked
     assert "NAT gateway" not in text
     assert "route table ec2-fleet-production-private (no route out)" in text
     assert "ElastiCache" not in text and "instance(s)" not in text
