@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every test (what `make test` runs after lint), in two streams side by side:
+#   fleet: pytest tests/fleet, one lab of 3-5 hosts; most of its time it waits on what it proves
+#          (the load balancer's registration delay and checks, draining, restarts, a busy first boot);
+#   rest:  pytest of everything else (moto, test hosts, the lab's own tests, the app), then every
+#          molecule scenario; most of its time is CPU.
+# Side by side they take about the time of the longer one instead of the sum. Each stream writes
+# its own log under .cache/test-logs/; the rest's output is shown as it runs, the fleet's at the end,
+# then one line per stream. Exits non-zero when any stream failed.
+#   tools/run-tests.sh [-j MOLECULE_JOBS] SCENARIO...
+set -uo pipefail
+JOBS=2
+if [[ "${1:-}" == "-j" ]]; then JOBS="$2"; shift 2; fi
+LOGS=.cache/test-logs
+mkdir -p "$LOGS"
+started=$(date +%s)
+since() { echo "$(( $(date +%s) - $1 ))s"; }
+
+pytest -q tests/fleet >"$LOGS/fleet.log" 2>&1 &
+fleet_pid=$!
+echo "tests/fleet runs in the background (log $LOGS/fleet.log)"
+
+pytest -q tests app/tests --ignore=tests/fleet 2>&1 | tee "$LOGS/rest.log"
+rest_rc=${PIPESTATUS[0]}
+rest_time=$(since "$started")
+molecule_started=$(date +%s)
+tools/run-molecule.sh -j "$JOBS" "$@" 2>&1 | tee "$LOGS/molecule.log"
+molecule_rc=${PIPESTATUS[0]}
+molecule_time=$(since "$molecule_started")
+
+wait "$fleet_pid"
+fleet_rc=$?
+echo "===== tests/fleet ($LOGS/fleet.log)"
+cat "$LOGS/fleet.log"
+echo "===== streams: pytest (rest) rc=$rest_rc in $rest_time; molecule rc=$molecule_rc in $molecule_time;" \
+     "pytest tests/fleet rc=$fleet_rc; all in $(since "$started")"
+[[ $rest_rc -eq 0 && $molecule_rc -eq 0 && $fleet_rc -eq 0 ]]
