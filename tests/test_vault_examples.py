@@ -24,7 +24,7 @@ def test_example_holds_every_needed_secret_as_a_placeholder(name: str) -> None:
     assert set(example) == needed
     # Every value is an obvious placeholder, which the playbooks refuse.
     assert all("CHANGE-ME" in str(value) for value in example.values())
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "secrets.md").read_text()
     assert all(f"`{secret}`" in readme for secret in needed)
 
 
