@@ -117,7 +117,7 @@ def render(data: dict) -> str:
             lines.append(f"| {name} | {'passed' if value['rc'] == 0 else 'FAILED'} | {value['seconds']} s |")
         lines.append("")
     if data["figures"]:
-        lines += ["## What the tests measured", "", "Each line is printed by the test named above it (`FIGURE` lines).", ""]
+        lines += ["## What the tests measured", "", "Each line is printed by the test named above it (`FIGURE` lines)."]
         current = None
         for figure in data["figures"]:
             if figure["test"] != current:
