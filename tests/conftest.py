@@ -78,3 +78,20 @@ def apply_role(host_inventory: str, tmp_path: Path):
     return _apply
 
 
+
+
+# --- figures: every `FIGURE ...` line a test prints is kept for docs/results (tools/collect_figures.py) ---
+FIGURES_FILE = Path(__file__).resolve().parents[1] / ".cache" / "test-reports" / "figures.jsonl"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Append the FIGURE lines of a passed test's output to .cache/test-reports/figures.jsonl."""
+    if report.when != "call" or not report.passed:
+        return
+    lines = [line[len("FIGURE "):].strip() for line in report.capstdout.splitlines() if line.startswith("FIGURE ")]
+    if not lines:
+        return
+    FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with FIGURES_FILE.open("a") as out:
+        for text in lines:
+            out.write(json.dumps({"test": report.nodeid, "text": text}) + "\n")

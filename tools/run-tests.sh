@@ -12,15 +12,25 @@ set -uo pipefail
 JOBS=2
 if [[ "${1:-}" == "-j" ]]; then JOBS="$2"; shift 2; fi
 LOGS=.cache/test-logs
-mkdir -p "$LOGS"
+# pytest's JUnit reports, the FIGURE lines the tests print and each stream's time, for
+# tools/collect_figures.py (docs/results/tests.md); cleared so they hold this run only.
+REPORTS=.cache/test-reports
+mkdir -p "$LOGS" "$REPORTS"
+rm -f "$REPORTS"/junit-*.xml "$REPORTS/figures.jsonl" "$REPORTS/streams.json" "$REPORTS/fleet.seconds" .cache/molecule/*.result
+JUNIT=(-o junit_family=xunit1)
 started=$(date +%s)
 since() { echo "$(( $(date +%s) - $1 ))s"; }
 
-pytest -q tests/fleet >"$LOGS/fleet.log" 2>&1 &
+(
+  pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet >"$LOGS/fleet.log" 2>&1
+  rc=$?
+  echo "$(( $(date +%s) - started ))" >"$REPORTS/fleet.seconds"
+  exit $rc
+) &
 fleet_pid=$!
 echo "tests/fleet runs in the background (log $LOGS/fleet.log)"
 
-pytest -q tests app/tests --ignore=tests/fleet 2>&1 | tee "$LOGS/rest.log"
+pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-rest.xml" tests app/tests --ignore=tests/fleet 2>&1 | tee "$LOGS/rest.log"
 rest_rc=${PIPESTATUS[0]}
 rest_time=$(since "$started")
 molecule_started=$(date +%s)
@@ -30,6 +40,10 @@ molecule_time=$(since "$molecule_started")
 
 wait "$fleet_pid"
 fleet_rc=$?
+fleet_time=$(cat "$REPORTS/fleet.seconds" 2>/dev/null || echo 0)
+printf '{"pytest tests/fleet": {"rc": %d, "seconds": %d}, "pytest (the rest)": {"rc": %d, "seconds": %d}, "molecule": {"rc": %d, "seconds": %d}, "all": {"rc": %d, "seconds": %d}}\n' \
+  "$fleet_rc" "$fleet_time" "$rest_rc" "${rest_time%s}" "$molecule_rc" "${molecule_time%s}" \
+  "$(( rest_rc || molecule_rc || fleet_rc ))" "$(( $(date +%s) - started ))" >"$REPORTS/streams.json"
 echo "===== tests/fleet ($LOGS/fleet.log)"
 cat "$LOGS/fleet.log"
 echo "===== streams: pytest (rest) rc=$rest_rc in $rest_time; molecule rc=$molecule_rc in $molecule_time;" \
