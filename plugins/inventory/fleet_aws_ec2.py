@@ -121,7 +121,7 @@ options:
 
 EXAMPLES = r"""
 # inventories/ENV/aws_ec2.yml
-plugin: fleet_aws_ec2
+plugin: ec2_fleet.fleet.fleet_aws_ec2
 regions: [eu-west-1]
 filters:
   tag:Environment: production
@@ -171,7 +171,7 @@ def _lookup_plain_name(expression: Any, variables: dict) -> Any:
 
 
 class InventoryModule(AwsEc2InventoryModule):
-    NAME = "fleet_aws_ec2"
+    NAME = "ec2_fleet.fleet.fleet_aws_ec2"
 
     def _needed_attributes(self) -> frozenset[str] | None:
         """Instance attributes (snake_case) the host variables and expressions need; None: all of them."""

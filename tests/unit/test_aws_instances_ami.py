@@ -1,16 +1,14 @@
-"""Which AMI an instance type takes (roles/aws_instances/filter_plugins/aws_instances_ami.py)."""
+"""Which AMI an instance type takes (plugins/filter/aws_instances_ami.py)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from ansible.errors import AnsibleFilterError
-from fleettest import ROOT
+from ansible_collections.ec2_fleet.fleet.plugins.filter.aws_instances_ami import (
+    aws_instances_architecture,
+    aws_instances_canonical_parameter,
+)
 from moto.ec2.models.instance_types import INSTANCE_TYPES
-
-sys.path.insert(0, str(ROOT / "roles" / "aws_instances" / "filter_plugins"))
-from aws_instances_ami import aws_instances_architecture, aws_instances_canonical_parameter
 
 
 def test_every_instance_type_ec2_lists_gets_the_architecture_it_supports() -> None:

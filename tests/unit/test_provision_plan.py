@@ -1,15 +1,10 @@
-"""The dry-run plan of provision.yml for a new environment (playbooks/filter_plugins/fleet_plan.py)."""
+"""The dry-run plan of provision.yml for a new environment (plugins/filter/fleet_plan.py)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from ansible.errors import AnsibleFilterError
-from fleettest import ROOT
-
-sys.path.insert(0, str(ROOT / "playbooks" / "filter_plugins"))
-from fleet_plan import fleet_provision_plan
+from ansible_collections.ec2_fleet.fleet.plugins.filter.fleet_plan import fleet_provision_plan
 
 BASE = {
     "prefix": "ec2-fleet-production",

@@ -1,6 +1,6 @@
 """The aws_cache role, run by ansible-playbook on localhost against a moto server on 127.0.0.1.
 
-The AWS connection reaches the role only through the play's module_defaults group/aws, as provision.yml
+The AWS connection reaches the role only through the play's module_defaults group/ec2_fleet.fleet.aws, as provision.yml
 sets it: no AWS_* environment variable points at moto.
 """
 
@@ -37,7 +37,7 @@ def play(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                         "connection": "local",
                         "gather_facts": False,
                         "module_defaults": {
-                            "group/aws": {
+                            "group/ec2_fleet.fleet.aws": {
                                 "endpoint_url": endpoint,
                                 "region": REGION,
                                 "access_key": "testing",

@@ -1,8 +1,7 @@
-"""The elasticache_replication_group module, run in-process (its real main()) against a moto server."""
+"""The aws_cache_replication_group module (plugins/modules/), run in-process (its real main()) against a moto server."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from typing import Any
@@ -11,13 +10,8 @@ import pytest
 from ansible.module_utils import _internal as module_internal
 from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
-from aws_cache_support import CREDENTIALS, REGION, ROLE
-
-SPEC = importlib.util.spec_from_file_location(
-    "elasticache_replication_group", ROLE / "library" / "elasticache_replication_group.py"
-)
-module = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(module)
+from ansible_collections.ec2_fleet.fleet.plugins.modules import aws_cache_replication_group as module
+from aws_cache_support import CREDENTIALS, REGION
 
 TOKEN = "Fleet-token-0123456789"
 

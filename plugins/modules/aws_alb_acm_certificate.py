@@ -9,7 +9,7 @@ community.aws.acm_certificate only imports certificates: this module requests on
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: acm_dns_certificate
+module: aws_alb_acm_certificate
 short_description: Request a public ACM certificate validated through DNS, or find the one requested before
 description:
   - Looks for an Amazon-issued certificate of I(domain_name) that is pending validation or issued; requests one
@@ -33,12 +33,12 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
-author: ec2-fleet
+author: ec2-fleet contributors
 """
 
 EXAMPLES = r"""
 - name: Request the certificate of the shop's domain
-  acm_dns_certificate:
+  ec2_fleet.fleet.aws_alb_acm_certificate:
     domain_name: shop.example.com
     tags: {Project: ec2-fleet, Environment: production}
   register: cert
@@ -60,14 +60,11 @@ validation_records:
   elements: dict
 """
 
-import contextlib  # noqa: E402 (ansible modules start with their documentation)
 import hashlib  # noqa: E402
 import time  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
-
-with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    import botocore
+from ansible_collections.ec2_fleet.fleet.plugins.module_utils.fleet_aws import aws_errors  # noqa: E402
 
 USABLE = ["PENDING_VALIDATION", "ISSUED"]
 
@@ -114,7 +111,7 @@ def main() -> None:
     domain = module.params["domain_name"]
     try:
         cert = _find(client, domain)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+    except aws_errors() as e:
         module.fail_json_aws(e, msg=f"Unable to list the ACM certificates of {domain}")
     if cert is None and module.check_mode:
         module.exit_json(changed=True, certificate_arn="", status="NOT_REQUESTED", validation_records=[])
@@ -132,7 +129,7 @@ def main() -> None:
                 if _records(cert) or time.monotonic() > deadline:
                     break
                 time.sleep(2)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        except aws_errors() as e:
             module.fail_json_aws(e, msg=f"Unable to request an ACM certificate for {domain}")
         changed = True
     module.exit_json(

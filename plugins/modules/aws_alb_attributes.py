@@ -9,7 +9,7 @@ when it compares idle_timeout (moto lists only the attributes that were set): th
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: elbv2_attributes
+module: aws_alb_attributes
 short_description: Set attributes of an ELBv2 target group or load balancer
 description:
   - Sets the given attributes (for example C(slow_start.duration_seconds) of a target group or
@@ -28,12 +28,12 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
-author: ec2-fleet
+author: ec2-fleet contributors
 """
 
 EXAMPLES = r"""
 - name: Ramp new targets up over 60 seconds
-  elbv2_attributes:
+  ec2_fleet.fleet.aws_alb_attributes:
     arn: "{{ tg.target_group_arn }}"
     attributes:
       slow_start.duration_seconds: 60
@@ -46,12 +46,9 @@ attributes:
   type: dict
 """
 
-import contextlib  # noqa: E402 (ansible modules start with their documentation)
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
-
-with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    import botocore
+from ansible_collections.ec2_fleet.fleet.plugins.module_utils.fleet_aws import aws_errors  # noqa: E402
 
 
 def _text(value: object) -> str:
@@ -84,7 +81,7 @@ def main() -> None:
         module.fail_json(msg=f"arn must be a target group or load balancer ARN, got {arn}")
     try:
         found = describe(**{key: arn})["Attributes"]
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+    except aws_errors() as e:
         module.fail_json_aws(e, msg=f"Unable to read the attributes of {arn}")
     current = {a["Key"]: a["Value"] for a in found}
     wanted = {name: _text(value) for name, value in module.params["attributes"].items()}
@@ -92,7 +89,7 @@ def main() -> None:
     if changes and not module.check_mode:
         try:
             modify(**{key: arn, "Attributes": [{"Key": k, "Value": v} for k, v in changes.items()]})
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        except aws_errors() as e:
             module.fail_json_aws(e, msg=f"Unable to set {sorted(changes)} on {arn}")
     after = {**current, **changes}
     module.exit_json(changed=bool(changes), attributes=after, diff={"before": current, "after": after})

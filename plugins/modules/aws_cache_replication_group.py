@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: elasticache_replication_group
+module: aws_cache_replication_group
 short_description: Manage an ElastiCache replication group (one shard, primary plus replicas)
 description:
   - Creates, modifies in place, deletes or only looks up an Amazon ElastiCache replication group with
@@ -20,8 +20,9 @@ description:
   - The number of cache clusters is only used at creation; a different count on an existing group is
     reported as a warning (AWS changes it with IncreaseReplicaCount/DecreaseReplicaCount, not done here).
   - The group is found by O(replication_group_id); a group whose status is C(deleting) counts as absent.
-  - Part of the ec2-fleet role C(aws_cache); its action plugin gives the module the connection settings of a
-    C(module_defaults) C(group/aws) entry, like the amazon.aws modules get them.
+  - Used by the role C(ec2_fleet.fleet.aws_cache). The module is in the collection's action group
+    C(ec2_fleet.fleet.aws), which extends C(amazon.aws.aws): one C(module_defaults) entry
+    C(group/ec2_fleet.fleet.aws) gives it the same connection settings as the amazon.aws modules.
 version_added: 1.0.0
 author: ec2-fleet contributors
 options:
@@ -144,7 +145,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Create or update the shared cache
-  elasticache_replication_group:
+  ec2_fleet.fleet.aws_cache_replication_group:
     replication_group_id: fleet-prod
     description: ec2-fleet shared cache
     node_type: cache.t4g.small
@@ -163,20 +164,20 @@ EXAMPLES = r"""
   register: cache
 
 - name: Rotate the AUTH token (run once, then drop auth_token_update_strategy)
-  elasticache_replication_group:
+  ec2_fleet.fleet.aws_cache_replication_group:
     replication_group_id: fleet-prod
     node_type: cache.t4g.small
     auth_token: "{{ vault_cache_auth_token_new }}"
     auth_token_update_strategy: ROTATE
 
 - name: Look the group up without changing anything
-  elasticache_replication_group:
+  ec2_fleet.fleet.aws_cache_replication_group:
     replication_group_id: fleet-prod
     state: query
   register: cache
 
 - name: Delete the group and wait until it is gone
-  elasticache_replication_group:
+  ec2_fleet.fleet.aws_cache_replication_group:
     replication_group_id: fleet-prod
     state: absent
 """
@@ -273,11 +274,6 @@ import re  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-try:  # noqa: SIM105
-    import botocore
-except ImportError:
-    pass  # AnsibleAWSModule reports the missing dependency.
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
@@ -286,6 +282,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import (  # noq
     boto3_tag_list_to_ansible_dict,
     compare_aws_tags,
 )
+from ansible_collections.ec2_fleet.fleet.plugins.module_utils.fleet_aws import aws_errors, warn  # noqa: E402
 
 ID_RE = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,39}(?<!-)$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9!&#$^<>-]{16,128}$")
@@ -297,16 +294,6 @@ IMMUTABLE = {
     "port": "port",
     "cache_subnet_group_name": "cache_subnet_group_name",
 }
-
-
-def warn(module: AnsibleAWSModule, message: str) -> None:
-    """Warn through ansible-core directly: amazon.aws 10's AnsibleAWSModule.warn also copies the warning into
-    the result, which ansible-core 2.19 answers with a deprecation notice on every run."""
-    module._module.warn(message)
-
-
-def aws_errors() -> tuple[type[Exception], ...]:
-    return (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 
 
 def fail_aws(module: AnsibleAWSModule, err: Exception, action: str) -> None:
