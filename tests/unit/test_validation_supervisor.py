@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,8 +11,8 @@ from ansible_collections.ec2_fleet.fleet.plugins.filter.validate_supervisor impo
     supervisor_apps_merged,
     supervisor_input_errors,
 )
-from fleettest import ROOT
 
+ROOT = Path(__file__).resolve().parents[2]
 VARS = yaml.safe_load((ROOT / "roles" / "supervisor" / "vars" / "main.yml").read_text())
 GOOD = {"name": "web", "command": "/usr/bin/python3 -m http.server", "port": 8080}
 
