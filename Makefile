@@ -39,12 +39,18 @@ host-deps: .cache/host-deps.stamp ## Install the system packages the tests need 
 	fi
 	@touch $@
 
-venv: $(VENV)/.stamp ## Create .venv with the pinned toolchain and check requirements.yml offline
+venv: $(VENV)/.stamp $(VENV)/.devkit.stamp ## Create .venv with the pinned toolchain and the development kit; check requirements.yml offline
 $(VENV)/.stamp: requirements.txt requirements.yml app/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt -e 'app[test]'
 	$(VENV)/bin/ansible-galaxy collection install -r requirements.yml --offline
+	@touch $@
+
+# The development kit (devkit/: the lab, the load generator, the play runners, the benchmarks), editable:
+# its own stamp, so an existing venv gets it too without being rebuilt.
+$(VENV)/.devkit.stamp: $(VENV)/.stamp devkit/pyproject.toml
+	$(VENV)/bin/pip install -q -e devkit
 	@touch $@
 
 image: host-deps ## Build the offline Debian 12 systemd test image (reused while its tag exists)

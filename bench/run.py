@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Run the benchmarks and record their figures in bench/results/latest.{json,md} (see bench/README.md).
 
+The benchmarks are `ec2_fleet_dev.bench` (devkit/); run this with .venv/bin/python (`make venv` installs it).
+
   bench/run.py inventory  [--instances 1000] [--runs 3]
   bench/run.py converge   [--runs 3] [--scale 10,20] [--scale-runs 2]
   bench/run.py rolling
@@ -13,17 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import cache
-import converge
-import inventory
-import rolling
-import throughput
-from benchlib import log, write_results
+from ec2_fleet_dev.bench import cache, converge, inventory, rolling, throughput
+from ec2_fleet_dev.bench.benchlib import log, write_results
 
 
 def _sizes(text: str) -> list[int]:

@@ -1,11 +1,9 @@
 #!/usr/bin/env python3
-"""The lab's command line: labctl.py {up,down,status,run} (see lab/README.md)."""
+"""The lab's command line: labctl.py {up,down,status,run,fault} (see lab/README.md).
 
-import sys
-from pathlib import Path
+The lab is `ec2_fleet_dev.lab` (devkit/), installed into .venv by `make venv`: run this with .venv/bin/python.
+"""
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ec2_fleet_lab.cli import main
+from ec2_fleet_dev.lab.cli import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Shared fixtures: a real test host (a systemd container) and a way to run roles on it.
 
-The helpers (run_playbook, assert_rejected, ...) live in fleettest.py: import them from there,
-since test folders with their own conftest.py shadow this module's name.
+The helpers (run_playbook, assert_rejected, ...) live in the development kit: import them from
+ec2_fleet_dev.plays, since test folders with their own conftest.py shadow this module's name.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleettest import IMAGE, ROOT, PlayResult, assert_rejected, failure_messages, run_playbook
+
+from ec2_fleet_dev.plays import IMAGE, ROOT, PlayResult, assert_rejected, failure_messages, run_playbook
 
 __all__ = ["IMAGE", "ROOT", "PlayResult", "assert_rejected", "failure_messages", "run_playbook"]
 

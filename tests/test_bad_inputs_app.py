@@ -3,7 +3,7 @@
 import subprocess
 
 import pytest
-from fleettest import assert_rejected
+from ec2_fleet_dev.plays import assert_rejected
 
 GOOD = {"app_version": "1.0.0"}
 SECRET = "s3cr3t-pw-never-shown"

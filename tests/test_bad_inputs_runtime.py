@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from fleettest import assert_rejected, failure_messages
+from ec2_fleet_dev.plays import assert_rejected, failure_messages
 
 PY = {"runtime_kind": "python"}
 NODE = {"runtime_kind": "node"}

@@ -5,7 +5,7 @@ import os
 import subprocess
 
 import pytest
-from fleettest import ROOT
+from ec2_fleet_dev.plays import ROOT
 
 
 @pytest.mark.parametrize("environment", ["lab", "staging", "production"])

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from fleettest import ROOT
+from ec2_fleet_dev.plays import ROOT
 
 ENVIRONMENTS = ["staging", "production"]
 

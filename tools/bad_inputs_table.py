@@ -28,9 +28,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from fleettest import PlayResult, failure_messages  # noqa: E402  (tests/ holds the shared output parsers)
+from ec2_fleet_dev.plays import ROOT, PlayResult, failure_messages
 
 LOG_ENV = "EC2_FLEET_BAD_INPUTS_LOG"
 CASE_ENV = "EC2_FLEET_TEST_CASE"

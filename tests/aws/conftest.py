@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 import boto3
 import pytest
 from api_recorder import ApiCall, RecordingMotoServer
-from aws_helpers import CHECKS_ACCESS_KEY, PLAYBOOK_ACCESS_KEY, REGION, ROOT, Run
-from fleettest import free_port
 from iam_check import REPORT_KEY, annotate
+
+from ec2_fleet_dev.moto_aws import CHECKS_ACCESS_KEY, PLAYBOOK_ACCESS_KEY, REGION, ROOT, Run
+from ec2_fleet_dev.plays import free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

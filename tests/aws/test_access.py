@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from aws_helpers import Run, reset_moto
+
+from ec2_fleet_dev.moto_aws import Run, reset_moto
 
 ENV = "ssmtest"
 PREFIX = f"ec2-fleet-{ENV}"

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from aws_helpers import Run, reset_moto, snapshot
-from fleettest import failure_messages
+
+from ec2_fleet_dev.moto_aws import Run, reset_moto, snapshot
+from ec2_fleet_dev.plays import failure_messages
 
 SAFE = {"provision_cache": False, "provision_wait_for_hosts": False}
 CASE_ENV = "EC2_FLEET_TEST_CASE"

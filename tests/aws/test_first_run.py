@@ -13,7 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from aws_helpers import Run, reset_moto, snapshot
+
+from ec2_fleet_dev.moto_aws import Run, reset_moto, snapshot
 
 TAGS = [{"Name": "tag:Project", "Values": ["ec2-fleet"]}, {"Name": "tag:Environment", "Values": ["lab"]}]
 PREFIX = "ec2-fleet-lab"

@@ -15,8 +15,9 @@ import re
 import botocore.session
 import pytest
 from api_recorder import RecordingMotoServer
-from aws_helpers import PLAYBOOK_ACCESS_KEY, ROOT
 from iam_check import ACCOUNT, ALWAYS_ALLOWED, NEW, REPORT_KEY, Authorization, Policy, authorizations
+
+from ec2_fleet_dev.moto_aws import PLAYBOOK_ACCESS_KEY, ROOT
 
 POLICY_FILE = ROOT / "docs" / "iam" / "ops-box-policy.json"
 # The ops box's managed policies: the main one and, as one managed policy holds at most 6,144 characters,

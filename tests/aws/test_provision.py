@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aws_helpers import Run, cache_role_ready, reset_moto, snapshot
+
+from ec2_fleet_dev.moto_aws import Run, cache_role_ready, reset_moto, snapshot
 
 ENV = "lab"
 TAGS = {"Project": "ec2-fleet", "Environment": ENV}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from aws_helpers import ROOT
+
+from ec2_fleet_dev.moto_aws import ROOT
 
 ROLES = ["aws_network", "aws_alb", "aws_instances", "alb_target", "aws_host_iam", "aws_bastion"]
 

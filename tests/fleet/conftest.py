@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from fleet_helpers import trust
-from fleettest import ROOT, PlayResult, free_port, run_playbook
+
+from ec2_fleet_dev.lbhttp import trust
+from ec2_fleet_dev.plays import ROOT, PlayResult, free_port, run_playbook
 
 
 @dataclass

@@ -11,8 +11,9 @@ import subprocess
 from datetime import datetime
 
 import pytest
-from fleet_helpers import http, lab_instance_ids, served_instances
-from fleettest import ROOT
+
+from ec2_fleet_dev.lbhttp import http, lab_instance_ids, served_instances
+from ec2_fleet_dev.plays import ROOT
 
 pytestmark = pytest.mark.fleet
 

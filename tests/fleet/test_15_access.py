@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fleettest import ROOT
+
+from ec2_fleet_dev.plays import ROOT
 
 pytestmark = pytest.mark.fleet
 

@@ -18,7 +18,6 @@ import re
 import secrets
 import shlex
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fleet_helpers import http, served_instances
-from fleettest import ROOT, PlayResult
 
-sys.path.insert(0, str(ROOT / "tools"))
-from loadgen import LoadGen
+from ec2_fleet_dev.lbhttp import http, served_instances
+from ec2_fleet_dev.loadgen import LoadGen
+from ec2_fleet_dev.plays import ROOT, PlayResult
 
 pytestmark = pytest.mark.fleet
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from fleettest import ROOT, PlayResult
-from loadgen import LoadGen  # tools/ is on pytest's pythonpath
+
+from ec2_fleet_dev.loadgen import LoadGen
+from ec2_fleet_dev.plays import ROOT, PlayResult
 
 pytestmark = pytest.mark.fleet
 

@@ -9,8 +9,9 @@ import urllib.parse
 import boto3
 import pytest
 import yaml
-from fleet_helpers import lab_instance_ids
-from fleettest import ROOT
+
+from ec2_fleet_dev.lbhttp import lab_instance_ids
+from ec2_fleet_dev.plays import ROOT
 
 pytestmark = pytest.mark.fleet
 

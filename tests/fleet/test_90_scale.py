@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from fleet_helpers import http, lab_instance_ids, served_instances
+
+from ec2_fleet_dev.lbhttp import http, lab_instance_ids, served_instances
 
 pytestmark = pytest.mark.fleet
 

@@ -13,7 +13,8 @@ import shlex
 
 import boto3
 import pytest
-from fleettest import ROOT
+
+from ec2_fleet_dev.plays import ROOT
 
 pytestmark = pytest.mark.fleet
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import boto3
 import pytest
-from fleettest import ROOT, free_port
-from lab_helpers import LAB_TAGS, Lab, free_vpc_cidr
+
+from ec2_fleet_dev.labs import LAB_TAGS, Lab, free_vpc_cidr
+from ec2_fleet_dev.plays import ROOT, free_port
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from lab_helpers import LAB_TAGS, Lab, wait_for
+
+from ec2_fleet_dev.labs import LAB_TAGS, Lab, wait_for
 
 WEB_SERVER = r"""
 import http.server, sys, time

@@ -10,7 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from fleettest import ROOT, free_port
+from ec2_fleet_dev.plays import ROOT, free_port
 
 
 def _up(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

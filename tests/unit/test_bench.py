@@ -1,17 +1,12 @@
-"""The benchmarks' own arithmetic and parsing (bench/): what turns a run's output into its figures."""
+"""The benchmarks' own arithmetic and parsing (ec2_fleet_dev.bench): what turns a run's output into its figures."""
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import cache
-import rolling
+from ec2_fleet_dev.bench import benchlib, cache, rolling
 
 PROFILE = """\
 PLAY RECAP *********************************************************************
@@ -65,8 +60,6 @@ def test_the_request_stream_is_the_same_for_the_same_seed_and_skewed() -> None:
 
 
 def test_a_failed_command_stops_the_benchmark_with_the_end_of_its_output() -> None:
-    import benchlib
-
     ok = benchlib.Timed(wall=1.0, cpu=0.5, rc=0, output="fine", load=0.1)
     assert ok.checked("site.yml") is ok
     failed = benchlib.Timed(wall=1.0, cpu=0.5, rc=2, output="x" * 5000 + "TASK [app : boom] failed", load=0.1)

@@ -1,15 +1,10 @@
-"""The batch plan of the rolling playbooks (playbooks/filter_plugins/fleet_rolling.py), as `serial` does it."""
+"""The batch plan of the rolling playbooks (plugins/filter/rolling.py), as `serial` does it."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from ansible.errors import AnsibleFilterError
-from fleettest import ROOT
-
-sys.path.insert(0, str(ROOT / "playbooks" / "filter_plugins"))
-from fleet_rolling import rolling_batches
+from ansible_collections.ec2_fleet.fleet.plugins.filter.rolling import rolling_batches
 
 HOSTS = ["a", "b", "c", "d", "e"]
 

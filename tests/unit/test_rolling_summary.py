@@ -1,15 +1,15 @@
-"""The rolling run's summary in SSM (playbooks/filter_plugins/fleet_rolling.py): valid JSON within 4 KB at any size."""
+"""The rolling run's summary in SSM (plugins/filter/rolling.py): valid JSON within 4 KB at any size."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-from fleettest import ROOT
-
-sys.path.insert(0, str(ROOT / "playbooks" / "filter_plugins"))
-from fleet_rolling import SUMMARY_LIMIT, rolling_summary, rolling_summary_parse
+from ansible_collections.ec2_fleet.fleet.plugins.filter.rolling import (
+    SUMMARY_LIMIT,
+    rolling_summary,
+    rolling_summary_parse,
+)
 
 RUN = {
     "run_id": "20261130T081500Z-ab12",

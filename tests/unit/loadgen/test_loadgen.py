@@ -1,4 +1,4 @@
-"""tools/loadgen.py against small real HTTP servers on 127.0.0.1 (and moto for target health).
+"""The load generator (ec2_fleet_dev.loadgen, CLI tools/loadgen.py) against small real HTTP servers on 127.0.0.1 (and moto for target health).
 
 Each server follows a script: request number n -> what it does (answer like /version for one of two
 instances, 503, 404, a non-JSON body, an abrupt reset, a sleep past the client's timeout), and counts
@@ -7,7 +7,6 @@ what it did, so the report's counts can be checked against the server's.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -26,14 +25,11 @@ from typing import Any
 
 import boto3
 import pytest
-from fleettest import ROOT, free_port, moto_server
+
+from ec2_fleet_dev import loadgen
+from ec2_fleet_dev.plays import ROOT, free_port, moto_server
 
 LOADGEN = ROOT / "tools" / "loadgen.py"
-_spec = importlib.util.spec_from_file_location("loadgen", LOADGEN)
-assert _spec is not None and _spec.loader is not None
-loadgen = importlib.util.module_from_spec(_spec)
-sys.modules["loadgen"] = loadgen
-_spec.loader.exec_module(loadgen)
 
 Action = tuple[Any, ...]
 
@@ -208,7 +204,8 @@ def test_steady_rate_on_new_connections_spread_over_two_instances() -> None:
     assert len(full_seconds) >= 2
     for second in full_seconds:
         assert 34 <= second["sent"] <= 46, second
-    assert report["failed"] == 0 and report["skipped"] == 0 and report["unfinished"] == 0
+    assert report["failed"] == 0 and report["unsent"] == 0 and report["unfinished"] == 0
+    assert report["sent"] == report["planned"] == report["requests"], loadgen.delivery(report)
     assert report["ok"] == server.handled
     # One connection per request: every request came from its own client port.
     assert len(server.client_ports) == report["requests"]
@@ -292,6 +289,29 @@ def test_answers_slower_than_the_timeout_are_timeouts() -> None:
     assert_series_matches_totals(report)
 
 
+def test_requests_due_while_every_worker_is_busy_are_unsent_and_counted() -> None:
+    def script(n: int) -> Action:
+        return ("sleep", 1.0)
+
+    with scripted_server(script) as server, loadgen.LoadGen(server.url, rate=20, timeout=2, workers=2,
+                                                             max_seconds=1.5) as load:
+        assert load.stopped.wait(5)
+    report = load.report
+    # Two workers held one second each: about 4 of the 30 planned requests went out, the rest never did.
+    assert report["sent"] <= 6 and report["unsent"] >= 20, loadgen.delivery(report)
+    assert report["planned"] == report["sent"] + report["unsent"]
+    assert abs(report["planned"] - 20 * report["duration_s"]) <= 2
+    assert sum(s.get("unsent", 0) for s in report["series"]) == report["unsent"]
+    assert report["failed"] == 0  # what was sent was answered: "0 failed" alone would hide the stall
+    assert "NOT SENT" in loadgen.summary(report) and "not sent" in loadgen.delivery(report)
+
+
+def test_default_workers_cover_every_request_taking_its_timeout_twice() -> None:
+    assert loadgen.LoadGen("http://127.0.0.1:9/version", rate=30, timeout=5).workers == 330
+    assert loadgen.LoadGen("http://127.0.0.1:9/version", rate=1000, timeout=5).workers == 512  # the most
+    assert loadgen.LoadGen("http://127.0.0.1:9/version", rate=30, timeout=5, workers=4).workers == 4
+
+
 def test_max_seconds_stops_the_load() -> None:
     started = time.monotonic()
     with scripted_server(two_instances) as server, loadgen.LoadGen(server.url, rate=20, max_seconds=1.0) as load:
@@ -356,6 +376,16 @@ def test_cli_fail_on_errors_without_a_command(tmp_path: Path) -> None:
     assert lenient.returncode == 0, lenient.stderr
     report = json.loads(report_path.read_text())
     assert report["failures_by_kind"]["http_5xx"] == 10 == report["failed"]
+
+
+def test_cli_fail_on_errors_counts_requests_not_sent(tmp_path: Path) -> None:
+    report_path = tmp_path / "load.json"
+    with scripted_server(lambda n: ("sleep", 1.0)) as server:
+        result = run_cli("--url", server.url, "--rate", "20", "--workers", "1", "--timeout", "2",
+                         "--max-seconds", "1", "--report", str(report_path), "--fail-on-errors")
+    report = json.loads(report_path.read_text())
+    assert report["failed"] == 0 and report["unsent"] > 0, report
+    assert result.returncode == 1, result.stdout + result.stderr
 
 
 def test_cli_sigterm_stops_gracefully_and_writes_the_report(tmp_path: Path) -> None:

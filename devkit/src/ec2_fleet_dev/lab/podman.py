@@ -8,11 +8,12 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from ec2_fleet_lab.config import LABEL, REPO
+from ec2_fleet_dev.lab.config import LABEL
+from ec2_fleet_dev.paths import ROOT
 
 log = logging.getLogger(__name__)
 
-os.environ.setdefault("CONTAINERS_CONF", str(REPO / "tools" / "containers.conf"))
+os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "tools" / "containers.conf"))
 
 
 class PodmanError(RuntimeError):

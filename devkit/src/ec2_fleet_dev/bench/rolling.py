@@ -15,7 +15,18 @@ import json
 import re
 from pathlib import Path
 
-from benchlib import Lab, Timed, log, machine, median, private_lab, profile_top, project_var, recap_changed, timed
+from ec2_fleet_dev.bench.benchlib import (
+    Lab,
+    Timed,
+    log,
+    machine,
+    median,
+    private_lab,
+    profile_top,
+    project_var,
+    recap_changed,
+    timed,
+)
 
 TARGET_OVERHEAD_S = 8.0
 HOSTS = 3
@@ -214,6 +225,6 @@ def result(runs: list[dict], starts: list[float], net: str) -> dict:
 
 
 if __name__ == "__main__":
-    import benchlib
+    from ec2_fleet_dev.bench.benchlib import write_results
 
-    benchlib.write_results("rolling", run())
+    write_results("rolling", run())

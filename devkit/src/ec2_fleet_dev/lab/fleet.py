@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ec2_fleet_lab import faults, firewall, keys, moto_lab, podman
-from ec2_fleet_lab.config import LABEL, LabConfig
-from ec2_fleet_lab.imds import BridgeImds
+from ec2_fleet_dev.lab import faults, firewall, keys, moto_lab, podman
+from ec2_fleet_dev.lab.config import LABEL, LabConfig
+from ec2_fleet_dev.lab.imds import BridgeImds
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ec2_fleet_lab import podman
-from ec2_fleet_lab.config import LABEL, LabConfig
+from ec2_fleet_dev.lab import podman
+from ec2_fleet_dev.lab.config import LABEL, LabConfig
 
 HOST_DEPS = "make host-deps  (or: apt-get install -y {packages})"
 DNSNAME_PLUGIN = Path("/usr/lib/cni/dnsname")

@@ -1,9 +1,11 @@
-"""Helpers of the lab tests (import with `from lab_helpers import ...`)."""
+"""A private lab (its own name, ports, state dir and VPC octets) and a handle on it: lab tests, fleet tests
+and benchmarks start theirs with `lab_env` + `labctl up`, and never touch a developer's lab."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,9 +15,50 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from fleettest import ROOT
+
+from ec2_fleet_dev.paths import ROOT
+from ec2_fleet_dev.plays import free_port
 
 LABCTL = ROOT / "lab" / "labctl.py"
+
+
+def lab_env(
+    name: str,
+    state_dir: Path,
+    *,
+    net: str | None = None,
+    cache_dir: Path | None = None,
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a private lab: base (default os.environ) with its name, state dir and free ports.
+
+    net: the first two octets of its VPC (EC2_FLEET_LAB_NET). cache_dir: also AWS_URL and a private
+    inventory and fact cache there (playbooks then never read a developer's cache, never a stale one).
+    """
+    moto_port = free_port()
+    env = {
+        **(os.environ if base is None else base),
+        "EC2_FLEET_LAB_NAME": name,
+        "EC2_FLEET_LAB_STATE_DIR": str(state_dir),
+        "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
+        "EC2_FLEET_LAB_LB_PORT": str(free_port()),
+        "EC2_FLEET_LAB_LB_HTTPS_PORT": str(free_port()),
+    }
+    if net is not None:
+        env["EC2_FLEET_LAB_NET"] = net
+    if cache_dir is not None:
+        env.update({
+            "AWS_URL": f"http://127.0.0.1:{moto_port}",
+            "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(cache_dir / "inventory-cache"),
+            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache_dir / "facts"),
+        })
+    return env
+
+
+def labctl(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """lab/labctl.py ARGS for the lab that env names (from the repo root, output captured)."""
+    return subprocess.run([sys.executable, str(LABCTL), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def free_vpc_cidr() -> str:
@@ -48,6 +91,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
 
 @dataclass
 class Lab:
+    """A lab the lab tests drive through its AWS API (boto3) and labctl."""
+
     name: str
     state_dir: Path
     env: dict[str, str]
@@ -59,9 +104,7 @@ class Lab:
         return self.session.client(service, endpoint_url=self.endpoints["aws_url"])
 
     def labctl(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, str(LABCTL), *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
+        return labctl(self.env, *args, timeout=timeout)
 
     def containers(self) -> dict[str, str]:
         out = subprocess.run(

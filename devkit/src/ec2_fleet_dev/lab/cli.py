@@ -9,13 +9,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from ec2_fleet_lab import config as lab_config
-from ec2_fleet_lab import faults, state
+from ec2_fleet_dev.lab import config as lab_config
+from ec2_fleet_dev.lab import faults, state
+from ec2_fleet_dev.paths import ROOT
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-MARK = "ec2_fleet_lab"  # in the controller's command line
+MARK = "ec2_fleet_dev.lab"  # the controller's module: in its command line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
-    from ec2_fleet_lab.controller import Controller  # moto is slow to import: only here
+    from ec2_fleet_dev.lab.controller import Controller  # moto is slow to import: only here
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -88,7 +87,7 @@ def up(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
     paths = state.Paths(config.state_dir)
     pid = state.read_pid(paths.pid, MARK)
     if pid is None:
-        from ec2_fleet_lab import preflight
+        from ec2_fleet_dev.lab import preflight
 
         problems = preflight.check(config)
         if problems:
@@ -96,7 +95,7 @@ def up(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
                   + "\n".join(map(str, problems)), file=sys.stderr)
             return 4
         config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        env = {**os.environ, **config.to_env(), "PYTHONPATH": str(PACKAGE_ROOT)}
+        env = {**os.environ, **config.to_env()}
         with open(paths.log, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", MARK, "run"],
@@ -105,7 +104,7 @@ def up(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                cwd=str(PACKAGE_ROOT),
+                cwd=str(ROOT / "lab"),
             )
         pid = proc.pid
         deadline = time.monotonic() + (args.timeout or 900)

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from benchlib import ROOT, Lab, Timed, load, log, machine, median, private_lab, profile_top, recap_changed
+from ec2_fleet_dev.bench.benchlib import (
+    ROOT,
+    Lab,
+    Timed,
+    load,
+    log,
+    machine,
+    median,
+    private_lab,
+    profile_top,
+    recap_changed,
+)
 
 TARGET_NOOP_S = 20.0
 TARGET_RATIO = 0.5
@@ -20,7 +31,8 @@ STOCK_CFG = """\
 [defaults]
 inventory = {root}/inventories/lab
 roles_path = {root}/roles
-inventory_plugins = {root}/plugins/inventory
+# The repo is the collection ec2_fleet.fleet (its roles, plugins and inventory plugin by FQCN).
+collections_path = {root}/collections
 # The lab's instances get new host keys on every launch (no known_hosts entry to check against).
 host_key_checking = false
 """
@@ -72,7 +84,7 @@ def run(record: Callable[[str, dict], None], runs: int = 3, scale: list[int] | N
         record("converge", {
             "title": "1. Converge: site.yml on 3 lab hosts, tuned ansible.cfg versus stock settings",
             "method": (
-                "A private lab (bench/benchlib.py: own name, ports, state dir, VPC "
+                "A private lab (bench: benchlib.py: own name, ports, state dir, VPC "
                 f"{net}.0.0/16), provision.yml, then site.yml once on the 3 fresh hosts (tuned settings, the "
                 "release built on the control node in that run). Then the no-op site.yml, alternating the project's "
                 f"ansible.cfg (tuned) and stock settings (bench/converge.py STOCK_CFG: forks 5, no pipelining, no "

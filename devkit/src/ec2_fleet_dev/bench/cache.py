@@ -25,7 +25,19 @@ from urllib.parse import urlsplit
 
 import psycopg
 import redis
-from benchlib import Lab, Timed, load, log, machine, private_lab, project_var, recap_changed, timed, write_results
+
+from ec2_fleet_dev.bench.benchlib import (
+    Lab,
+    Timed,
+    load,
+    log,
+    machine,
+    private_lab,
+    project_var,
+    recap_changed,
+    timed,
+    write_results,
+)
 
 SEED = 20260705
 ORDERS = 500  # orders created before the runs (ids 1..ORDERS in the fresh lab database)
@@ -473,7 +485,7 @@ def _result(net: str, hosts: dict[str, str], order_ids: list[int], sequence: lis
     return {
         "title": "5. Shared cache versus a Redis per host: the same request stream on 3 lab hosts",
         "method": (
-            f"A private lab (bench/benchlib.py, VPC {net}.0.0/16): provision.yml, site.yml (the one shared Redis), "
+            f"A private lab (bench: benchlib.py, VPC {net}.0.0/16): provision.yml, site.yml (the one shared Redis), "
             f"{len(order_ids)} orders created by POST through the load balancer, then the same seeded stream of "
             f"{len(sequence)} GET /orders/{{id}} through the load balancer (HAProxy, round robin) to the {n} hosts: "
             f"first with the shared Redis, then after {PER_HOST_PLAYBOOK} (the aws_cache role makes a replication "

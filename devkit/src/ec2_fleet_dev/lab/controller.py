@@ -17,10 +17,10 @@ from typing import Any
 import boto3
 import moto
 
-from ec2_fleet_lab import keys, moto_lab, podman, services_image, state
-from ec2_fleet_lab.balancer import Balancer
-from ec2_fleet_lab.config import LabConfig
-from ec2_fleet_lab.fleet import Fleet
+from ec2_fleet_dev.lab import keys, moto_lab, podman, services_image, state
+from ec2_fleet_dev.lab.balancer import Balancer
+from ec2_fleet_dev.lab.config import LabConfig
+from ec2_fleet_dev.lab.fleet import Fleet
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import time
 
-from ec2_fleet_lab import podman
-from ec2_fleet_lab.config import LABEL, LabConfig
+from ec2_fleet_dev.lab import podman
+from ec2_fleet_dev.lab.config import LABEL, LabConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,16 +16,23 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchlib import ROOT, Lab, Timed, load, log, machine, private_lab, project_var, recap_changed, write_results
-
-sys.path.insert(0, str(ROOT / "tools"))
-from loadgen import check_url, classify_exception, percentile
+from ec2_fleet_dev.bench.benchlib import (
+    Lab,
+    Timed,
+    load,
+    log,
+    machine,
+    private_lab,
+    project_var,
+    recap_changed,
+    write_results,
+)
+from ec2_fleet_dev.loadgen import check_url, classify_exception, percentile
 
 LEVELS = (1, 4, 16, 64)
 LEVEL_SECONDS = 10.0  # measured time per level
@@ -543,7 +550,7 @@ def run(net: str = "10.235") -> dict:
         "title": f"6. Service throughput: GET /orders/{{id}} through the load balancer to 3 hosts, "
                  f"closed loop at {', '.join(str(n) for n in LEVELS)} clients",
         "method": (
-            f"A private lab (bench/benchlib.py, VPC {net}.0.0/16), provision.yml and site.yml (3 hosts, the "
+            f"A private lab (bench: benchlib.py, VPC {net}.0.0/16), provision.yml and site.yml (3 hosts, the "
             "orders-api behind the lab's HAProxy, shared Redis, PostgreSQL). "
             f"{len(ids)} orders inserted straight into PostgreSQL (SQL, so none is cached). Closed loop "
             "(bench/throughput.py): N clients, one keep-alive connection each, each sending its next GET "

@@ -7,7 +7,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from ec2_fleet_dev.paths import ROOT
+
 LABEL = "ec2-fleet-lab"  # every container and network carries LABEL=<name>
 ACCOUNT_ID = "123456789012"  # moto's default account
 
@@ -15,7 +16,7 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 @dataclass(frozen=True)
 class LabConfig:
     name: str = "ec2fleet-lab"  # prefix of containers/networks and the value of their label
-    state_dir: Path = REPO / ".cache" / "lab"
+    state_dir: Path = ROOT / ".cache" / "lab"
     moto_host: str = "127.0.0.1"
     moto_port: int = 5000
     lb_host: str = "127.0.0.1"

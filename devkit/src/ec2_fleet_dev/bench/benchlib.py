@@ -8,7 +8,6 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -20,11 +19,11 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "tests"))
+from ec2_fleet_dev import labs
+from ec2_fleet_dev.paths import ROOT
+from ec2_fleet_dev.plays import PlayResult
 
-from fleettest import PlayResult, free_port  # noqa: E402
+RESULTS = ROOT / "bench" / "results"
 
 
 def project_var(name: str, *files: str) -> object:
@@ -117,8 +116,7 @@ class Lab:
     extra: dict = field(default_factory=dict)
 
     def labctl(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "lab" / "labctl.py"), *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        return labs.labctl(self.env, *args, timeout=timeout)
 
     def playbook(self, name: str, *args: str, env: dict[str, str] | None = None, extra: dict | None = None,
                  timeout: int = 3600) -> Timed:
@@ -131,19 +129,8 @@ class Lab:
 def private_lab(net: str) -> Iterator[Lab]:
     """`labctl up` a lab of its own; `labctl down` at the end, also on failure or Ctrl-C."""
     state_dir = Path(tempfile.mkdtemp(prefix="ec2-fleet-bench-"))
-    moto_port = free_port()
-    env = {
-        **base_env(),
-        "EC2_FLEET_LAB_NAME": f"bench-{uuid.uuid4().hex[:6]}",
-        "EC2_FLEET_LAB_STATE_DIR": str(state_dir / "lab"),
-        "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
-        "EC2_FLEET_LAB_LB_PORT": str(free_port()),
-        "EC2_FLEET_LAB_LB_HTTPS_PORT": str(free_port()),
-        "EC2_FLEET_LAB_NET": net,
-        "AWS_URL": f"http://127.0.0.1:{moto_port}",
-        "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(state_dir / "inventory-cache"),
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir / "facts"),
-    }
+    env = labs.lab_env(f"bench-{uuid.uuid4().hex[:6]}", state_dir / "lab", net=net, cache_dir=state_dir,
+                       base=base_env())
     # Its own artifact cache: the first converge builds the release like on a fresh control node.
     # Plain HTTP on the load balancer's port 80, on purpose (the named opt-out): the benchmarks
     # measure the app and its cache, and TLS in HAProxy would take its CPU from the same 2 cores.

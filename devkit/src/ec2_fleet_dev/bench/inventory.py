@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 import boto3
-from benchlib import ROOT, base_env, load, log, machine, median, timed
-from fleettest import moto_server
+
+from ec2_fleet_dev.bench.benchlib import ROOT, base_env, load, log, machine, median, timed
+from ec2_fleet_dev.plays import moto_server
 
 TARGET_CACHED_S = 2.0
 TAGS = {"Project": "ec2-fleet", "Environment": "lab", "Role": "web", "Name": "ec2-fleet-lab-web"}

@@ -1,14 +1,14 @@
-"""Helpers of the AWS control-plane tests: playbook results, moto resets, resource snapshots."""
+"""The AWS control-plane tests' view of moto: the lab's constants, moto resets, resource snapshots."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import requests
-from fleettest import PlayResult
 
-ROOT = Path(__file__).resolve().parents[2]
+from ec2_fleet_dev.paths import ROOT
+from ec2_fleet_dev.plays import PlayResult
+
 REGION = "us-east-1"
 # moto ships Canonical's Ubuntu images under this owner.
 CANONICAL = "099720109477"

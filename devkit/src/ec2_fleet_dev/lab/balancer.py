@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ec2_fleet_lab import moto_lab
-from ec2_fleet_lab.config import LabConfig
-from ec2_fleet_lab.moto_lab import BOOK, Health, Key
+from ec2_fleet_dev.lab import moto_lab
+from ec2_fleet_dev.lab.config import LabConfig
+from ec2_fleet_dev.lab.moto_lab import BOOK, Health, Key
 
 log = logging.getLogger(__name__)
 

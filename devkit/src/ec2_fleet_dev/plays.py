@@ -1,4 +1,4 @@
-"""Helpers every test can import (`from fleettest import ...`): run playbooks, read their results."""
+"""Run playbooks from the checkout and read their results (recap, failure messages): tests, benchmarks, tools."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-ROOT = Path(__file__).resolve().parent.parent
+from ec2_fleet_dev.paths import ROOT
+
 IMAGE = os.environ.get("EC2_FLEET_TEST_IMAGE", "localhost/ec2-fleet-host:bookworm")
 os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "tools" / "containers.conf"))
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))

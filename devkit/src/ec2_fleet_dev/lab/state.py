@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ec2_fleet_lab import firewall, podman
-from ec2_fleet_lab.config import LabConfig
-from ec2_fleet_lab.imds import remove_address
+from ec2_fleet_dev.lab import firewall, podman
+from ec2_fleet_dev.lab.config import LabConfig
+from ec2_fleet_dev.lab.imds import remove_address
 
 
 @dataclass(frozen=True)

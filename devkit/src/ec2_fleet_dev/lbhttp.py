@@ -1,4 +1,4 @@
-"""What the fleet tests share: HTTP(S) through the load balancer and the lab's instance list."""
+"""HTTP(S) through a lab's load balancer (verified against the lab CA) and the lab's instance list."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from moto.elbv2.exceptions import ELBClientError
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 from moto.server import ThreadedMotoServer
 
-from ec2_fleet_lab.config import ACCOUNT_ID
+from ec2_fleet_dev.lab.config import ACCOUNT_ID
 
 Key = tuple[str, str, int]  # (target group ARN, target id, port)
 
