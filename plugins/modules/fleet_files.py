@@ -45,7 +45,8 @@ options:
         choices: [file, directory, link, absent]
         default: file
       template:
-        description: A template of the role (C(templates/)), rendered on the control node like M(ansible.builtin.template).
+        description:
+          - A template of the role (C(templates/)), rendered on the control node like M(ansible.builtin.template).
         type: str
       src:
         description:
@@ -83,6 +84,12 @@ options:
       label:
         description: Free text returned with the item's result (for example the app the file belongs to).
         type: str
+      requires:
+        description:
+          - Manage the item only when this other path exists on the host (checked in the same
+            call); otherwise it is left alone and reported with C(skipped=true). For example a
+            file inside a release that may not be installed yet.
+        type: path
   read:
     description: Further host state to read in the same call; every key is optional.
     type: dict
@@ -105,7 +112,8 @@ options:
         type: list
         elements: str
       sysctl:
-        description: Kernel settings (C(net.core.somaxconn)); RV(sysctl) gives each one's value and whether it is writable here.
+        description:
+          - Kernel settings (C(net.core.somaxconn)); RV(sysctl) gives each one's value and whether it is writable here.
         type: list
         elements: str
       pid1_nofile_hard:
@@ -158,8 +166,8 @@ RETURN = r"""
 results:
   description: >-
     One entry per item of O(files), in order: C(path), C(state), C(changed), C(differences)
-    (what was or would be changed: state, content, src, mode, owner, group), C(label) and
-    C(notify) as given.
+    (what was or would be changed: state, content, src, mode, owner, group), C(skipped) (its
+    O(files[].requires) is missing), C(label) and C(notify) as given.
   type: list
   elements: dict
   returned: always
@@ -212,7 +220,8 @@ from ansible_collections.ec2_fleet.fleet.plugins.module_utils.fleet_files import
     read_host,
 )
 
-ITEM_KEYS = {"path", "state", "mode", "owner", "group", "checksum", "src", "data", "validate", "notify", "diff", "label"}
+ITEM_KEYS = {"path", "state", "mode", "owner", "group", "checksum", "src", "data", "validate", "notify", "diff",
+             "label", "requires"}
 
 
 def _ids(item: dict) -> tuple[int, int]:
@@ -307,15 +316,20 @@ def run(module: AnsibleModule) -> dict:
             module.fail_json(msg=f"fleet_files item {item.get('path')!r}: unknown keys {sorted(unknown)} or no path")
         if item.get("state", "file") not in ("file", "directory", "link", "absent"):
             module.fail_json(msg=f"{item['path']}: state must be file, directory, link or absent")
+        skipped = bool(item.get("requires")) and not os.path.lexists(item["requires"])
         have = path_state(item["path"])
-        diffs = differences(item, have)
+        diffs = [] if skipped else differences(item, have)
         entry = {"path": item["path"], "state": item.get("state", "file"), "changed": bool(diffs),
-                 "differences": diffs, "label": item.get("label"), "notify": item.get("notify") or []}
+                 "differences": diffs, "skipped": skipped, "label": item.get("label"),
+                 "notify": item.get("notify") or []}
         if diffs and module._diff and item.get("diff", True):
             entry["before_content"] = diff_text(item["path"], have) if "content" in diffs else None
             entry["before"] = {k: have.get(k) for k in ("state", "mode", "owner", "group", "src") if k in have}
         if diffs and apply:
-            _apply(module, item, have, diffs)
+            try:
+                _apply(module, item, have, diffs)
+            except (OSError, KeyError) as exc:
+                module.fail_json(msg=f"{item['path']}: {exc}", results=results)
         results.append(entry)
     return {"changed": any(r["changed"] for r in results), "results": results,
             **read_host(module.run_command, module.params["read"] or {})}
