@@ -4,7 +4,7 @@
     .venv/bin/python tools/bad_inputs_table.py            # runs the tests (about 6 min), writes the table
     .venv/bin/python tools/bad_inputs_table.py --no-run   # rewrites the table from the last run's log
 
-The messages are the real ones: this file is also a pytest plugin (`-p bad_inputs_table`) that, while the
+The messages are the real ones: a pytest plugin (`-p ec2_fleet_dev.bad_inputs`) that, while the
 tests run, writes down every ansible-playbook run they make (its playbook or role, its extra vars, its exit
 code, the "msg" of each failed task and the changed count of its recap) and every fail_json of a module the
 tests run in-process. A case is a run that failed; the table lists them all, in test order.
@@ -15,23 +15,18 @@ environment variable EC2_FLEET_TEST_CASE.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import pytest
+from ec2_fleet_dev.bad_inputs import LOG_ENV
+from ec2_fleet_dev.plays import ROOT
 
-from ec2_fleet_dev.plays import ROOT, PlayResult, failure_messages
-
-LOG_ENV = "EC2_FLEET_BAD_INPUTS_LOG"
-CASE_ENV = "EC2_FLEET_TEST_CASE"
 DEFAULT_LOG = ROOT / ".cache" / "bad-inputs.jsonl"
 OUTPUT = ROOT / "docs" / "bad-inputs.md"
 
@@ -58,104 +53,6 @@ SUITES = [
 MODULE_FILTER = "bad_options or unreachable or missing_subnet or fixed_at_creation"
 # Parameters of a test that hold the expected message, not the input.
 EXPECTATION_PARAMS = {"message", "expected", "phrase", "index"}
-
-
-# --- the pytest plugin ------------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_current: dict[str, Any] = {}
-
-
-def _write(record: dict[str, Any]) -> None:
-    record = {**record, "nodeid": _current.get("nodeid", ""), "params": _current.get("params", {})}
-    with _lock, open(os.environ[LOG_ENV], "a", encoding="utf-8") as log:
-        log.write(json.dumps(record, default=repr) + "\n")
-
-
-def _messages(output: str) -> list[str]:
-    """The msg of every failed task, else the last [ERROR] line (a failure before any task runs)."""
-    errors = [line for line in output.splitlines() if line.startswith(("[ERROR]", "ERROR!"))]
-    return failure_messages(output) or errors[-1:]
-
-
-def _changed(output: str) -> int | None:
-    recap = PlayResult(0, output).recap()
-    return sum(counts.get("changed", 0) for counts in recap.values()) if recap else None
-
-
-def _target(args: list[str]) -> tuple[str, dict[str, Any]]:
-    """The playbook (or the roles of a generated play) and the extra vars of an ansible-playbook command."""
-    extra: dict[str, Any] = {}
-    playbook = ""
-    skip = False
-    for i, arg in enumerate(args[1:], start=1):
-        if skip:
-            skip = False
-            continue
-        if arg in ("-i", "--inventory", "-l", "--limit", "-t", "--tags"):
-            skip = True
-        elif arg in ("-e", "--extra-vars"):
-            skip = True
-            with contextlib.suppress(json.JSONDecodeError, IndexError):
-                extra.update(json.loads(args[i + 1]))
-        elif not arg.startswith("-") and not playbook:
-            playbook = arg
-    path = Path(playbook)
-    if path.is_file() and ROOT not in path.resolve().parents:
-        try:
-            roles = [r["role"] for play in json.loads(path.read_text()) for r in play.get("roles", [])]
-            return "role " + ", ".join(roles), extra
-        except (ValueError, KeyError, TypeError):
-            pass
-    return path.name, extra
-
-
-def pytest_configure(config: Any) -> None:
-    if not os.environ.get(LOG_ENV):
-        return
-    real_run = subprocess.run
-
-    def run(args: Any, *rest: Any, **kwargs: Any) -> subprocess.CompletedProcess:
-        result = real_run(args, *rest, **kwargs)
-        if isinstance(args, list) and args and str(args[0]).endswith("ansible-playbook"):
-            output = (result.stdout or "") + (result.stderr or "") if kwargs.get("text") else ""
-            target, extra = _target([str(a) for a in args])
-            _write(
-                {
-                    "kind": "playbook",
-                    "case": (kwargs.get("env") or {}).get(CASE_ENV, ""),
-                    "target": target,
-                    "extra": extra,
-                    "rc": result.returncode,
-                    "messages": _messages(output),
-                    "changed": _changed(output),
-                }
-            )
-        return result
-
-    subprocess.run = run
-
-    from ansible.module_utils.basic import AnsibleModule
-
-    real_fail = AnsibleModule.fail_json
-
-    def fail_json(self: Any, msg: str, **kwargs: Any) -> None:
-        _write({"kind": "module", "case": "", "target": "", "extra": {}, "rc": 1, "messages": [msg], "changed": None})
-        real_fail(self, msg, **kwargs)
-
-    AnsibleModule.fail_json = fail_json
-
-
-def pytest_runtest_logreport(report: Any) -> None:
-    if os.environ.get(LOG_ENV) and report.failed:
-        with _lock, open(os.environ[LOG_ENV], "a", encoding="utf-8") as log:
-            log.write(json.dumps({"kind": "failed test", "nodeid": report.nodeid}) + "\n")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: Any) -> None:
-    callspec = getattr(item, "callspec", None)
-    _current.update(nodeid=item.nodeid, params=dict(callspec.params) if callspec else {})
 
 
 # --- the table ----------------------------------------------------------------------------------------
@@ -270,7 +167,7 @@ def main() -> int:
         args.log.parent.mkdir(parents=True, exist_ok=True)
         args.log.write_text("")
         selection = [s.split("::")[0] if "::" not in s else s for s, _ in SUITES]
-        cmd = [sys.executable, "-m", "pytest", "-p", "bad_inputs_table", "-q", "-p", "no:cacheprovider"]
+        cmd = [sys.executable, "-m", "pytest", "-p", "ec2_fleet_dev.bad_inputs", "-q", "-p", "no:cacheprovider"]
         cmd += [*selection, "-k", f"not test_elasticache_replication_group or {MODULE_FILTER}"]
         env = {**os.environ, LOG_ENV: str(args.log)}
         started = time.monotonic()

@@ -13,14 +13,35 @@ import boto3
 import pytest
 from api_recorder import ApiCall, RecordingMotoServer
 from iam_check import REPORT_KEY, annotate
+from provision_helpers import HEALTH, PREFIX
 
-from ec2_fleet_dev.moto_aws import CHECKS_ACCESS_KEY, PLAYBOOK_ACCESS_KEY, REGION, ROOT, Run
+from ec2_fleet_dev.moto_aws import (
+    CHECKS_ACCESS_KEY,
+    PLAYBOOK_ACCESS_KEY,
+    REGION,
+    ROOT,
+    Run,
+    cache_role_ready,
+    reset_moto,
+)
 from ec2_fleet_dev.plays import free_port
+
+# The test_provision_* files share one provisioned environment (the `lab` fixture): provision twice,
+# inspect it, then the tests that change it (alb_target, HTTPS, a domain), site.yml, and the teardown last.
+PROVISION_ORDER = ["rerun", "network", "instances", "cache", "tags", "alb", "site", "teardown"]
+
+
+def _order(item: pytest.Item) -> tuple[bool, int]:
+    name = item.path.name
+    stem = name.removeprefix("test_provision_").removesuffix(".py")
+    provision = name.startswith("test_provision_") and stem in PROVISION_ORDER
+    return name == "test_iam_policy.py", PROVISION_ORDER.index(stem) + 1 if provision else 0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The IAM policy test reads the AWS calls of every other test of the session: it runs last."""
-    items.sort(key=lambda item: item.path.name == "test_iam_policy.py")
+    """The provision files in PROVISION_ORDER after the others; the IAM policy test reads the AWS calls of
+    every other test of the session: it runs last."""
+    items.sort(key=_order)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -154,3 +175,68 @@ def run(aws_env: dict[str, str]) -> Callable[..., Run]:
         return Run(proc.returncode, proc.stdout + proc.stderr)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def lab(moto_url: str, client: Callable, run: Callable[..., Run], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Resources the playbooks must leave alone, then provision.yml run twice: the environment every
+    test_provision_* file inspects (they run in PROVISION_ORDER, the teardown last)."""
+    reset_moto(moto_url, client)
+    ec2 = client("ec2")
+    # Someone else's things: an untagged VPC with a security group, an untagged instance,
+    # an untagged key pair, and an instance of the same project in another environment.
+    foreign_vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
+    foreign_subnet = ec2.create_subnet(VpcId=foreign_vpc, CidrBlock="172.31.1.0/24")["Subnet"]["SubnetId"]
+    foreign_sg = ec2.create_security_group(GroupName="not-ours", Description="untagged", VpcId=foreign_vpc)["GroupId"]
+    ami = client("ssm").get_parameter(Name="/ec2-fleet/lab/ubuntu-ami-id")["Parameter"]["Value"]
+    untagged = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=foreign_subnet)["Instances"][0]
+    staging = ec2.run_instances(
+        ImageId=ami,
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=foreign_subnet,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": "Project", "Value": "ec2-fleet"},
+                    {"Key": "Environment", "Value": "staging"},
+                    {"Key": "Role", "Value": "web"},
+                    {"Key": "Name", "Value": "ec2-fleet-staging-web"},
+                ],
+            }
+        ],
+    )["Instances"][0]
+    ec2.create_key_pair(KeyName="not-ours")
+
+    # (Not the NAT gateway of staging and production: moto files its tags under resource type "nat-gateway", so
+    # ec2_vpc_nat_gateway re-tags it on every run and idempotence fails.) The hosts' IAM role and instance
+    # profile: provision.yml makes them.
+    keydir = tmp_path_factory.mktemp("key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keydir / "id")], check=True)
+    extra = {
+        "provision_cache": cache_role_ready(),
+        "provision_wait_for_hosts": False,
+        "aws_instances_key_name": PREFIX,
+        "aws_instances_public_key_file": str(keydir / "id.pub"),
+        **HEALTH,
+    }
+    first = run("playbooks/provision.yml", extra)
+    assert first.rc == 0, first.tail()
+    second = run("playbooks/provision.yml", extra)
+    profile = client("iam").get_instance_profile(InstanceProfileName=f"{PREFIX}-host")["InstanceProfile"]
+    return {
+        "extra": extra,
+        "first": first,
+        "second": second,
+        "ami": ami,
+        "profile": profile["Arn"],
+        "foreign": {
+            "vpc": foreign_vpc,
+            "subnet": foreign_subnet,
+            "sg": foreign_sg,
+            "instance": untagged["InstanceId"],
+            "staging": staging["InstanceId"],
+            "key": "not-ours",
+        },
+    }

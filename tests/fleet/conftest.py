@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from ec2_fleet_dev.labs import lab_env, labctl
 from ec2_fleet_dev.lbhttp import trust
-from ec2_fleet_dev.plays import ROOT, PlayResult, free_port, run_playbook
+from ec2_fleet_dev.plays import ROOT, PlayResult, run_playbook
 
 
 @dataclass
@@ -38,8 +38,7 @@ class Fleet:
         return result
 
     def labctl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "lab" / "labctl.py"), *args], cwd=ROOT,
-                              env=self.env, capture_output=True, text=True, timeout=600)
+        return labctl(self.env, *args, timeout=600)
 
 
 @pytest.fixture(scope="session")
@@ -50,20 +49,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     (EC2_FLEET_LAB_NET, so a developer's lab on the default 10.213 can keep running) differ.
     """
     state_dir = tmp_path_factory.mktemp("fleet-lab")
-    moto_port = free_port()
-    env = {
-        **os.environ,
-        "EC2_FLEET_LAB_NAME": f"fleet-{uuid.uuid4().hex[:6]}",
-        "EC2_FLEET_LAB_STATE_DIR": str(state_dir),
-        "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
-        "EC2_FLEET_LAB_LB_PORT": str(free_port()),
-        "EC2_FLEET_LAB_LB_HTTPS_PORT": str(free_port()),
-        "EC2_FLEET_LAB_NET": os.environ.get("EC2_FLEET_TEST_LAB_NET", "10.231"),
-        "AWS_URL": f"http://127.0.0.1:{moto_port}",
-        # A private inventory cache: never the developer's, never stale across runs.
-        "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(state_dir / "inventory-cache"),
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir / "facts"),
-    }
+    # A private inventory and fact cache (cache_dir): never the developer's, never stale across runs.
+    env = lab_env(f"fleet-{uuid.uuid4().hex[:6]}", state_dir, cache_dir=state_dir,
+                  net=os.environ.get("EC2_FLEET_TEST_LAB_NET", "10.231"))
     fleet = Fleet(env, {}, state_dir)
     up = fleet.labctl("up", "--json")
     try:

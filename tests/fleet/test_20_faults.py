@@ -1,9 +1,10 @@
-"""Security and fault tolerance in the lab (issue 8): what a host exposes, and the faults the fleet survives.
+"""Security and fault tolerance in the lab: what a host exposes, and the faults the fleet survives.
 
 Host checks go over SSH as an operator would (the lab's key pair, user ubuntu). Each fault runs a
-steady load through the lab's load balancer (tools/loadgen.py: open loop, 40 requests/s, a new
-connection per request) and counts what the clients saw. Faults come from `labctl.py fault` (Redis and
-PostgreSQL), systemd (a hung instance) and nftables in a host's network namespace (SSH lost).
+steady load through the lab's load balancer (ec2_fleet_dev.loadgen: open loop, 40 requests/s, a new
+connection per request) and counts what the clients saw: every planned request sent, none failed.
+Faults come from `labctl.py fault` (Redis and PostgreSQL), systemd (a hung instance) and nftables in
+a host's network namespace (SSH lost).
 
 Every test leaves the lab as it found it (3 hosts healthy on one release, Redis and PostgreSQL up):
 the rolling updates of later files run on it. The figures each test measures are printed
@@ -27,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from ec2_fleet_dev.lbhttp import http, served_instances
-from ec2_fleet_dev.loadgen import LoadGen
+from ec2_fleet_dev.loadgen import LoadGen, delivery
 from ec2_fleet_dev.plays import ROOT, PlayResult
 
 pytestmark = pytest.mark.fleet
@@ -305,6 +306,7 @@ def test_redis_stopped_for_30_s_under_load_loses_no_request(lab_faults):
     figure(f"Redis stopped {back_at - stopped_at:.0f} s under {RATE} req/s: "
            f"{report['failed']} failed of {report['requests']} (p99 {report['latency_ms']['p99']} ms, "
            f"max {report['latency_ms']['max']} ms); cache hits again {recovery:.1f} s after Redis was back")
+    assert report["sent"] == report["planned"], delivery(report)
     assert report["failed"] == 0, loaded_failures(report)
     assert recovery < 15
     assert_lab_as_found(fleet)
@@ -334,6 +336,7 @@ def test_redis_failover_the_service_reconnects_by_itself(lab_faults):
     figure(f"Redis failover ({before['endpoint']}: {before['ip']} -> {after['ip']}) under {RATE} req/s: "
            f"{report['failed']} failed of {report['requests']}; cache hits on the new primary {recovery:.1f} s "
            f"after it answered; 0 service restarts")
+    assert report["sent"] == report["planned"], delivery(report)
     assert report["failed"] == 0, loaded_failures(report)
     assert_lab_as_found(fleet)
 
@@ -425,6 +428,7 @@ def test_postgresql_stopped_cached_reads_answer_writes_get_a_quick_503_and_no_or
            f"database_unavailable, slowest write answer {slowest:.2f} s (DB_TIMEOUT_SECONDS {timeout:g}); "
            f"writes accepted again {recovery:.1f} s after PostgreSQL answered; {len(accepted)} orders accepted "
            f"(201), {len(set(accepted) - present)} lost")
+    assert report["sent"] == report["planned"], delivery(report)
     assert report["failed"] == 0, loaded_failures(report)
     assert during and len(refused) == len(during), [(w.status, w.body) for w in during if w not in refused]
     assert slowest <= timeout + 1.0
@@ -468,6 +472,7 @@ def test_a_hung_instance_is_restarted_by_the_liveness_probe(lab_faults):
            f"{seconds:.0f} s later; through the balancer {report['failed']} failed of {report['requests']} "
            f"({report['failures_by_kind']})")
     assert seconds < 120
+    assert report["sent"] == report["planned"], delivery(report)
     assert report["failed"] == 0, loaded_failures(report)
     assert_lab_as_found(fleet)
 

@@ -15,23 +15,15 @@ from typing import Any
 import boto3
 import pytest
 
-from ec2_fleet_dev.labs import LAB_TAGS, Lab, free_vpc_cidr
-from ec2_fleet_dev.plays import ROOT, free_port
+from ec2_fleet_dev.labs import LAB_TAGS, Lab, free_vpc_cidr, lab_env
+from ec2_fleet_dev.plays import ROOT
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     name = f"ltest-{uuid.uuid4().hex[:6]}"
     state_dir = tmp_path_factory.mktemp("lab-state")
-    env = {
-        **os.environ,
-        "CONTAINERS_CONF": str(ROOT / "tools" / "containers.conf"),
-        "EC2_FLEET_LAB_NAME": name,
-        "EC2_FLEET_LAB_STATE_DIR": str(state_dir),
-        "EC2_FLEET_LAB_MOTO_PORT": str(free_port()),
-        "EC2_FLEET_LAB_LB_PORT": str(free_port()),
-        "EC2_FLEET_LAB_LB_HTTPS_PORT": str(free_port()),
-    }
+    env = lab_env(name, state_dir, base={**os.environ, "CONTAINERS_CONF": str(ROOT / "tools" / "containers.conf")})
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     )

@@ -1,4 +1,5 @@
-"""The load generator (ec2_fleet_dev.loadgen, CLI tools/loadgen.py) against small real HTTP servers on 127.0.0.1 (and moto for target health).
+"""The load generator (ec2_fleet_dev.loadgen; CLI tools/loadgen.py) against small real HTTP servers on 127.0.0.1
+(and moto for target health).
 
 Each server follows a script: request number n -> what it does (answer like /version for one of two
 instances, 503, 404, a non-JSON body, an abrupt reset, a sleep past the client's timeout), and counts
