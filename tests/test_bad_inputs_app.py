@@ -3,6 +3,7 @@
 import subprocess
 
 import pytest
+
 from ec2_fleet_dev.plays import assert_rejected
 
 GOOD = {"app_version": "1.0.0"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from ec2_fleet_dev.plays import assert_rejected, failure_messages
 
 # (variable, bad value, fragment of the refusal that proves which check refused it)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from ec2_fleet_dev.plays import ROOT, PlayResult, failure_messages, free_port, moto_server, run_playbook
 
 # The lab's key pair file exists only once `labctl up` made it; the cases below are about other inputs.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from ec2_fleet_dev.plays import ROOT, failure_messages, free_port, run_playbook
 
 CASES = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from ec2_fleet_dev.plays import assert_rejected, failure_messages
 
 PY = {"runtime_kind": "python"}

@@ -1,6 +1,7 @@
 """Bad supervisor inputs are refused before the host changes, naming the variable."""
 
 import pytest
+
 from ec2_fleet_dev.plays import assert_rejected
 
 GOOD = {"name": "web", "command": "/usr/bin/python3 -m http.server", "port": 8080}

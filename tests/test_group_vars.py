@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import pytest
+
 from ec2_fleet_dev.plays import ROOT
 
 

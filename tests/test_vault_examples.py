@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 import yaml
+
 from ec2_fleet_dev.plays import ROOT
 
 ENVIRONMENTS = ["staging", "production"]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from aws_cache_support import REGION
+
 from ec2_fleet_dev.plays import free_port, moto_server
 
 
