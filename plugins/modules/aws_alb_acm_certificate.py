@@ -15,7 +15,7 @@ description:
   - Looks for an Amazon-issued certificate of I(domain_name) that is pending validation or issued; requests one
     (validation method DNS) only when there is none, so a second run reports no change.
   - Returns the certificate's status and the CNAME record(s) whose creation in the domain's DNS zone validates it.
-    Right after a request ACM takes a few seconds to publish the record: the module waits for it (bounded).
+    Right after a request ACM takes a few seconds to publish the record, and the module waits for it (bounded).
 options:
   domain_name:
     description: Fully qualified domain name of the certificate (for example C(shop.example.com)).

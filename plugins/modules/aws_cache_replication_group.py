@@ -21,7 +21,7 @@ description:
     reported as a warning (AWS changes it with IncreaseReplicaCount/DecreaseReplicaCount, not done here).
   - The group is found by O(replication_group_id); a group whose status is C(deleting) counts as absent.
   - Used by the role C(ec2_fleet.fleet.aws_cache). The module is in the collection's action group
-    C(ec2_fleet.fleet.aws), which extends C(amazon.aws.aws): one C(module_defaults) entry
+    C(ec2_fleet.fleet.aws), which extends C(amazon.aws.aws), so one C(module_defaults) entry
     C(group/ec2_fleet.fleet.aws) gives it the same connection settings as the amazon.aws modules.
 version_added: 1.0.0
 author: ec2-fleet contributors

@@ -15,7 +15,7 @@ short_description: Read one parameter of SSM Parameter Store
 description:
   - Reads the value of one parameter (String, StringList or SecureString, decrypted by default) and tells
     whether it exists. Changes nothing; works the same in check mode.
-  - In the collection's action group C(ec2_fleet.fleet.aws), which extends C(amazon.aws.aws): one
+  - In the collection's action group C(ec2_fleet.fleet.aws), which extends C(amazon.aws.aws), so one
     C(module_defaults) entry C(group/ec2_fleet.fleet.aws) gives it the connection, unlike the lookup
     C(amazon.aws.ssm_parameter).
 options:
@@ -28,7 +28,9 @@ options:
     type: bool
     default: true
   on_missing:
-    description: V(error) fails when the parameter does not exist; V(skip) returns RV(exists=false) and an empty value.
+    description:
+      - V(error) fails when the parameter does not exist.
+      - V(skip) returns RV(exists=false) and an empty value instead.
     type: str
     choices: [error, skip]
     default: error
