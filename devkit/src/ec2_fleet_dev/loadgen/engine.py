@@ -62,6 +62,7 @@ MAX_RATE = 1000.0
 MAX_WORKERS = 512
 MAX_BODY_BYTES = 1024 * 1024
 COMMAND_GRACE_SECONDS = 10.0
+STALL_SECONDS = 1.0  # the dispatcher this far behind has stalled: the slots it missed are unsent
 USER_AGENT = "ec2-fleet-loadgen"
 
 
@@ -205,18 +206,20 @@ class LoadGen:
     def start(self) -> None:
         if self._dispatcher is not None:
             raise RuntimeError("this LoadGen has already been started")
-        self._t0 = time.monotonic()
-        self._started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        # The workers first (hundreds of threads take a while on a busy machine): the load starts once
+        # they wait for requests, so its first slots are not late.
         for index in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"loadgen-worker-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        self._dispatcher = threading.Thread(target=self._dispatch, name="loadgen-dispatch", daemon=True)
-        self._dispatcher.start()
+        self._t0 = time.monotonic()
+        self._started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         if self.target_group_arn:
             self._poller = TargetPoller(self.target_group_arn, self.aws_url, self.region, self.poll_interval,
                                         self._t0, self._stop)
             self._poller.start()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="loadgen-dispatch", daemon=True)
+        self._dispatcher.start()
 
     def now(self) -> float:
         """Seconds since the load started."""
@@ -287,7 +290,7 @@ class LoadGen:
                 if due > now:
                     self._stop.wait(min(due - now, self._t0 + self.max_seconds - now))
                     continue
-                if now - due > 1.0:
+                if now - due > STALL_SECONDS:
                     # The process stalled (suspended, starved): the missed slots are unsent, not burst.
                     missed = int((now - due) / interval)
                     self._not_sent([due - self._t0 + k * interval for k in range(missed)])
@@ -299,10 +302,10 @@ class LoadGen:
                     self._not_sent([due - self._t0])
                 due += interval
         finally:
-            # Slots due a whole interval or more before the stop that the dispatcher never reached
-            # (it fell behind) were planned and not sent; the one due at the very stop is not planned.
+            # As in the loop: a lag under STALL_SECONDS would have been caught up (the due requests sent at
+            # once); a longer one at the stop is a stall, and the slots it missed were planned, not sent.
             stop_at = self._t0 + (self._stop_t if self._stop_t is not None else self.now())
-            behind = int((stop_at - due) / interval) if stop_at - due >= interval else 0
+            behind = int((stop_at - due) / interval) if stop_at - due > STALL_SECONDS else 0
             self._not_sent([due - self._t0 + k * interval for k in range(behind)])
 
     def _not_sent(self, due_ts: list[float]) -> None:
