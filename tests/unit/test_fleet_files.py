@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import grp
 import hashlib
+import json
 import os
 import pwd
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,7 +44,6 @@ class FakeModule:
     def run_command(self, args):
         self.ran.append(args)
         if isinstance(args, str):
-            import subprocess
             done = subprocess.run(args, shell=True, capture_output=True, text=True)
             return done.returncode, done.stdout, done.stderr
         return self.commands.get(args[0], (0, "", ""))
@@ -406,3 +409,71 @@ def test_read_results_come_back_beside_the_items(monkeypatch, tmp_path):
 def test_a_wrong_item_fails_before_any_call(monkeypatch, tmp_path):
     with pytest.raises(AnsibleActionFail, match="files\\[0\\]"):
         run_action(monkeypatch, tmp_path, [{"path": "/x"}])
+
+
+# --- the real thing, on this machine ----------------------------------------------------------
+
+TEMPLATE = """{{ ansible_managed | comment }}
+[Unit]
+Description={{ app.name }} ({{ inventory_hostname }})
+{% for key, value in app.env.items() %}
+Environment={{ key }}={{ value }}
+{% endfor %}
+"""
+
+PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  roles: [r]
+"""
+
+TASKS = """
+- name: Write with fleet_files
+  ec2_fleet.fleet.fleet_files:
+    files:
+      - {path: "{{ out }}/a", template: unit.j2, mode: "0640", vars: {app: "{{ the_app }}"}, notify: [Note a]}
+      - {path: "{{ out }}/d", state: directory, mode: "0750"}
+  register: written
+- name: Write the same with ansible.builtin.template
+  ansible.builtin.template: {src: unit.j2, dest: "{{ out }}/b", mode: "0640"}
+  vars: {app: "{{ the_app }}"}
+- name: Show what fleet_files reported
+  ansible.builtin.debug:
+    msg: "FLEET_FILES {{ written.results | map(attribute='changed') | list | to_json }}"
+"""
+
+HANDLERS = """
+- name: Note a
+  ansible.builtin.debug: {msg: HANDLER_A_RAN}
+"""
+
+
+def test_a_template_is_rendered_as_ansible_builtin_template_renders_it(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    role = tmp_path / "roles" / "r"
+    for folder, name, text in (("templates", "unit.j2", TEMPLATE), ("tasks", "main.yml", TASKS),
+                               ("handlers", "main.yml", HANDLERS)):
+        (role / folder).mkdir(parents=True, exist_ok=True)
+        (role / folder / name).write_text(text)
+    (tmp_path / "play.yml").write_text(PLAY)
+    (tmp_path / "ansible.cfg").write_text(f"[defaults]\ncollections_path = {root / 'collections'}\n"
+                                          f"roles_path = {tmp_path / 'roles'}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    extra = json.dumps({"out": str(out), "the_app": {"name": "orders-api", "env": {"A": "1", "B": "two"}}})
+    env = {**os.environ, "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
+    playbook = [str(Path(sys.executable).with_name("ansible-playbook")), "-e", extra, str(tmp_path / "play.yml")]
+
+    def run() -> tuple[list[bool], str]:
+        done = subprocess.run(playbook, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return json.loads(re.search(r"FLEET_FILES (\[.*?\])", done.stdout).group(1)), done.stdout
+
+    first, output = run()
+    assert first == [True, True] and "HANDLER_A_RAN" in output
+    assert (out / "a").read_bytes() == (out / "b").read_bytes()
+    assert "Environment=B=two\n" in (out / "a").read_text()
+    again, output = run()
+    assert again == [False, False] and "HANDLER_A_RAN" not in output
