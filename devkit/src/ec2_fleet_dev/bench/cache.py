@@ -6,7 +6,7 @@ first with the shared Redis, then with a Redis per host (bench/cache_per_host.ym
 role makes one replication group per host and site.yml points each host's app at its own one; a benchmark
 configuration, never a deployment). Both runs start cold (FLUSHALL on every Redis of the lab).
 
-    .venv/bin/python bench/cache.py          # about 7 minutes, writes bench/results/latest.{json,md}
+    .venv/bin/python bench/run.py cache      # about 7 minutes, writes bench/results/latest.{json,md}
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ PostgreSQL, then for each path and each concurrency N: N clients on keep-alive c
 its next request when the previous one answered, for a bounded time and count. The hit path reads a few
 warmed orders over and over; the miss path reads every order at most once, so none is in the cache.
 
-    .venv/bin/python bench/throughput.py          # about 6 minutes, lab up and converge included
+    .venv/bin/python bench/run.py throughput      # about 6 minutes, lab up and converge included
 """
 
 from __future__ import annotations
@@ -553,7 +553,7 @@ def run(net: str = "10.235") -> dict:
             f"A private lab (bench: benchlib.py, VPC {net}.0.0/16), provision.yml and site.yml (3 hosts, the "
             "orders-api behind the lab's HAProxy, shared Redis, PostgreSQL). "
             f"{len(ids)} orders inserted straight into PostgreSQL (SQL, so none is cached). Closed loop "
-            "(bench/throughput.py): N clients, one keep-alive connection each, each sending its next GET "
+            "(ec2_fleet_dev.bench.throughput): N clients, one keep-alive connection each, each sending its next GET "
             f"/orders/{{id}} when the previous one answered; per level {WARMUP_SECONDS:.0f} s of warm-up at that "
             f"concurrency, then {LEVEL_SECONDS:.0f} s measured (at most {LEVEL_MAX_REQUESTS} requests). Hit path: "
             f"{HOT_ORDERS} orders, each read until it answers X-Cache: hit, then read round-robin. Miss path: "

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The load engine: open-loop HTTP load on one loopback URL (the dispatcher, the workers, the wrapped command).
 
 The rolling-update proof runs a deploy while this module sends a steady request rate through the
