@@ -1,11 +1,11 @@
-"""The alb_target role's input rules (plugins/filter/validate_alb_target.py), one case per rule."""
+"""The alb_target role's input rules (plugins/filter/alb_target_input_errors.py), one case per rule."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from ansible_collections.ec2_fleet.fleet.plugins.filter.validate_alb_target import alb_target_input_errors
+from ansible_collections.ec2_fleet.fleet.plugins.filter.alb_target_input_errors import alb_target_input_errors
 from validation_support import good_inputs
 
 ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/ec2-fleet-lab-web/0123456789abcdef"

@@ -1,4 +1,4 @@
-"""The app role's input rules (plugins/filter/validate_app.py), one case per rule."""
+"""The app role's input rules (plugins/filter/app_input_errors.py), one case per rule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible_collections.ec2_fleet.fleet.plugins.filter.validate_app import app_input_errors
+from ansible_collections.ec2_fleet.fleet.plugins.filter.app_input_errors import app_input_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "app"

@@ -1,11 +1,11 @@
-"""The aws_alb role's input rules (plugins/filter/validate_aws_alb.py), one case per rule."""
+"""The aws_alb role's input rules (plugins/filter/aws_alb_input_errors.py), one case per rule."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from ansible_collections.ec2_fleet.fleet.plugins.filter.validate_aws_alb import aws_alb_input_errors
+from ansible_collections.ec2_fleet.fleet.plugins.filter.aws_alb_input_errors import aws_alb_input_errors
 from validation_support import good_inputs
 
 ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab"

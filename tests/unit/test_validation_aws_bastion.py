@@ -1,4 +1,4 @@
-"""The aws_bastion role's input rules (plugins/filter/validate_aws_bastion.py), one case per rule."""
+"""The aws_bastion role's input rules (plugins/filter/aws_bastion_input_errors.py), one case per rule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from ansible_collections.ec2_fleet.fleet.plugins.filter.validate_aws_bastion import aws_bastion_input_errors
+from ansible_collections.ec2_fleet.fleet.plugins.filter.aws_bastion_input_errors import aws_bastion_input_errors
 from validation_support import good_inputs
 
 GOOD = good_inputs(

@@ -1,11 +1,11 @@
-"""The aws_network role's input rules (plugins/filter/validate_aws_network.py), one case per rule."""
+"""The aws_network role's input rules (plugins/filter/aws_network_input_errors.py), one case per rule."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from ansible_collections.ec2_fleet.fleet.plugins.filter.validate_aws_network import aws_network_input_errors
+from ansible_collections.ec2_fleet.fleet.plugins.filter.aws_network_input_errors import aws_network_input_errors
 from validation_support import good_inputs
 
 GOOD = good_inputs(

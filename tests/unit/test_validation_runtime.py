@@ -1,4 +1,4 @@
-"""The runtime role's input rules (plugins/filter/validate_runtime.py), one case per rule."""
+"""The runtime role's input rules (plugins/filter/runtime_input_errors.py), one case per rule."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible_collections.ec2_fleet.fleet.plugins.filter.validate_runtime import runtime_input_errors
+from ansible_collections.ec2_fleet.fleet.plugins.filter.runtime_input_errors import runtime_input_errors
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "runtime"
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()) | {"runtime_kind": "node"}

@@ -1,4 +1,4 @@
-"""The supervisor role's input rules (plugins/filter/validate_supervisor.py), one case per rule."""
+"""The supervisor role's input rules (plugins/filter/supervisor_input_errors.py), one case per rule."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible_collections.ec2_fleet.fleet.plugins.filter.validate_supervisor import (
-    supervisor_apps_merged,
-    supervisor_input_errors,
-)
+from ansible_collections.ec2_fleet.fleet.plugins.filter.supervisor_apps_merged import supervisor_apps_merged
+from ansible_collections.ec2_fleet.fleet.plugins.filter.supervisor_input_errors import supervisor_input_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 VARS = yaml.safe_load((ROOT / "roles" / "supervisor" / "vars" / "main.yml").read_text())

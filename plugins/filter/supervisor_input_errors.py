@@ -1,5 +1,5 @@
 # Copyright: ec2-fleet. GNU General Public License v3.0+.
-"""The supervisor role's apps merged over their defaults, and what is wrong with them."""
+"""What is wrong with the supervisor role's apps, once merged over their defaults (supervisor_apps_merged)."""
 
 from __future__ import annotations
 
@@ -11,24 +11,6 @@ from ansible_collections.ec2_fleet.fleet.plugins.plugin_utils.input_checks impor
 NAME_RE = r"^[a-z][a-z0-9-]{0,39}$"
 MEMORY_RE = r"^[1-9][0-9]*[KMG]?$"
 ENV_KEY_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-def supervisor_apps_merged(
-    apps: list[Mapping[str, Any]],
-    app_defaults: Mapping[str, Any],
-    health_defaults: Mapping[str, Any],
-    env_name: str = "",
-) -> list[dict[str, Any]]:
-    """Every app over the role's defaults, its health over the health defaults, and its env with
-    the ``env_overrides`` entry of env_name (PM2's ``--env NAME``; "" for none) merged over it."""
-    merged_apps = []
-    for app in apps:
-        merged = {**app_defaults, **app}
-        env = dict(merged.get("env") or {})
-        if env_name:
-            env.update((merged.get("env_overrides") or {}).get(env_name) or {})
-        merged_apps.append({**merged, "health": {**health_defaults, **(app.get("health") or {})}, "env": env})
-    return merged_apps
 
 
 def _app_errors(index: int, app: Mapping[str, Any]) -> list[str]:
@@ -103,10 +85,7 @@ def supervisor_input_errors(apps: list[Mapping[str, Any]]) -> list[str]:
 
 
 class FilterModule:
-    """Filters: supervisor_apps_merged, supervisor_input_errors."""
+    """Filters: supervisor_input_errors."""
 
     def filters(self) -> dict:
-        return {
-            "supervisor_apps_merged": supervisor_apps_merged,
-            "supervisor_input_errors": supervisor_input_errors,
-        }
+        return {"supervisor_input_errors": supervisor_input_errors}
