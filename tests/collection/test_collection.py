@@ -9,6 +9,7 @@ plugin and every role's entry points of the installed copy.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -102,6 +103,7 @@ def moto_url() -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
