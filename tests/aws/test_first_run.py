@@ -104,7 +104,7 @@ def test_dry_run_of_a_provisioned_environment_reports_changes_only(
     assert dry.rc == 0, dry.tail()
     assert "would create" not in dry.output
     assert "changed: [localhost] => (item=ec2-fleet-lab-alb)" in dry.output  # the ALB group's rules
-    task = "TASK [aws_instances : Launch or terminate instances in each subnet]"
+    task = "TASK [ec2_fleet.fleet.aws_instances : Launch or terminate instances in each subnet]"
     launch = dry.output.split(task)[1].split("TASK [")[0]
     assert launch.count("changed: [localhost] => (item=subnet-") == 1, launch  # one more host, in one subnet
     assert snapshot(client) == before

@@ -499,7 +499,7 @@ def test_a_host_that_loses_ssh_mid_play_is_reported_unreachable_and_a_rerun_comp
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         # Once the hosts' play runs its roles, the control node holds an SSH session to every host.
-        wait_for("site.yml configuring the hosts", lambda: "TASK [base : " in log.read_text(), 600)
+        wait_for("site.yml configuring the hosts", lambda: "TASK [ec2_fleet.fleet.base : " in log.read_text(), 600)
         block = _netns_nft(victim, f"table inet {NFT_TABLE} {{\n chain input {{\n"
                                    "  type filter hook input priority -10; policy accept;\n"
                                    "  tcp dport 22 reject with tcp reset\n }\n}\n")
