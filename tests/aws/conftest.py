@@ -13,7 +13,7 @@ import boto3
 import pytest
 from api_recorder import ApiCall, RecordingMotoServer
 from iam_check import REPORT_KEY, annotate
-from provision_helpers import HEALTH, PREFIX
+from provision_helpers import HEALTH, PREFIX, PROVISION_ORDER
 
 from ec2_fleet_dev.moto_aws import (
     CHECKS_ACCESS_KEY,
@@ -25,10 +25,6 @@ from ec2_fleet_dev.moto_aws import (
     reset_moto,
 )
 from ec2_fleet_dev.plays import free_port
-
-# The test_provision_* files share one provisioned environment (the `lab` fixture): provision twice,
-# inspect it, then the tests that change it (alb_target, HTTPS, a domain), site.yml, and the teardown last.
-PROVISION_ORDER = ["rerun", "network", "instances", "cache", "tags", "alb", "site", "teardown"]
 
 
 def _order(item: pytest.Item) -> tuple[bool, int]:
@@ -140,7 +136,7 @@ PINNED_INPUTS: dict = {
     "aws_instances_key_name": "",
     "aws_instances_public_key_file": "",
     # The lab's certificate parameter exists only while a lab controller runs: plain HTTP on purpose
-    # here (test_provision turns HTTPS on with a certificate of its own).
+    # here (test_provision_alb turns HTTPS on with a certificate of its own).
     "aws_alb_certificate_ssm_parameter": "",
     "aws_alb_allow_http_only": True,
 }

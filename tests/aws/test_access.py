@@ -2,7 +2,7 @@
 no bastion, a second run changes nothing, and teardown.yml removes the endpoints with the rest.
 
 Its own environment (tag Environment=ssmtest, its own VPC CIDR), network and hosts only (tags aws_network and
-aws_instances): the load balancer and the cache are test_provision.py's.
+aws_instances): the load balancer and the cache are the test_provision_* files'.
 """
 
 from __future__ import annotations

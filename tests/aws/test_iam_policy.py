@@ -16,6 +16,7 @@ import botocore.session
 import pytest
 from api_recorder import RecordingMotoServer
 from iam_check import ACCOUNT, ALWAYS_ALLOWED, NEW, REPORT_KEY, Authorization, Policy, authorizations
+from provision_helpers import PROVISION_FILES
 
 from ec2_fleet_dev.moto_aws import PLAYBOOK_ACCESS_KEY, ROOT
 
@@ -196,8 +197,8 @@ def _documented_unused() -> set[str]:
 def test_every_call_of_the_playbooks_is_allowed(
     policy: Policy, moto_recorder: RecordingMotoServer, request: pytest.FixtureRequest
 ) -> None:
-    if not any(item.path.name == "test_provision.py" for item in request.session.items):
-        pytest.skip("run the whole tests/aws: test_provision.py's lifecycle makes the calls this test checks")
+    if not {item.path.name for item in request.session.items} >= PROVISION_FILES:
+        pytest.skip("run the whole tests/aws: the test_provision_* lifecycle makes the calls this test checks")
     calls = moto_recorder.calls_by(PLAYBOOK_ACCESS_KEY)
     errors = {c.params["__annotate_error"] for c in calls if "__annotate_error" in c.params}
     assert errors == set(), f"the resource tags of some calls could not be read: {errors}"
