@@ -61,7 +61,7 @@ def test_a_busy_first_boot_held_apt_locks_while_site_installed_the_first_package
         assert held and released, f"{instance}: the busy boot did not hold apt's locks:\n{journal}"
         tried_at = datetime.fromtimestamp(float(held[1]), tz=started.tzinfo)
         released_at = datetime.fromtimestamp(float(released[1]), tz=started.tzinfo)
-        print(f"busy boot: {instance}: first try {tried_at:%H:%M:%S}, released {held[2]} s later; site.yml's "
+        print(f"FIGURE busy boot: {instance}: first try {tried_at:%H:%M:%S}, released {held[2]} s later; site.yml's "
               f"first package task started {released_at.timestamp() - started.timestamp():.0f} s before that")
         # The locks were first tried during site.yml (not by provision or anything before it) ...
         assert tried_at.timestamp() >= play_started.timestamp() - 1, (

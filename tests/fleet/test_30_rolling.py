@@ -109,7 +109,7 @@ def test_rolling_update_one_host_at_a_time_drops_no_request(converged):
     # Every host sat out the registration delay before its checks (and the run did not give up on it).
     spans = initial_spans(report)
     assert len(spans) == 3 and all(max(s) >= delay - 2 for s in spans.values()), spans
-    print(f"\n30 s registration delay: initial for {spans}; {report['requests']} requests over HTTPS, "
+    print(f"\nFIGURE 30 s registration delay: initial for {spans}; {report['requests']} requests over HTTPS, "
           f"{report['stale_connection_retries']} stale keep-alive retries")
     assert set(statuses(result).values()) == {"updated"} and len(statuses(result)) == 3, statuses(result)
     assert_no_failed_requests(report)
