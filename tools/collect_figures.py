@@ -32,24 +32,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def read_junit(paths: list[Path]) -> dict[str, dict]:
-    """Counts and seconds per test file, from pytest's JUnit XML reports."""
-    files: dict[str, dict] = defaultdict(lambda: {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "seconds": 0.0})
+def read_cases(paths: list[Path]) -> dict[tuple[str, str], dict]:
+    """Each test case of pytest's JUnit XML reports: (file, test) -> outcome and seconds."""
+    cases: dict[tuple[str, str], dict] = {}
     for path in paths:
         for case in ET.parse(path).getroot().iter("testcase"):
             classname = case.get("classname", "")
-            name = (case.get("file") or classname.replace(".", "/").rsplit("/", 1)[0] + ".py") if classname else "?"
-            entry = files[name]
-            entry["seconds"] += float(case.get("time") or 0)
+            name = case.get("file") or (classname.replace(".", "/").rsplit("/", 1)[0] + ".py" if classname else "?")
             tags = {child.tag for child in case}
             if tags & {"failure", "error"}:
-                entry["failed"] += 1
+                outcome = "failed"
             elif "skipped" in tags:
                 skipped = case.find("skipped")
-                kind = "xfailed" if skipped is not None and skipped.get("type") == "pytest.xfail" else "skipped"
-                entry[kind] += 1
+                outcome = "xfailed" if skipped is not None and skipped.get("type") == "pytest.xfail" else "skipped"
             else:
-                entry["passed"] += 1
+                outcome = "passed"
+            seconds = float(case.get("time") or 0)
+            cases[(name, f"{classname}::{case.get('name')}")] = {"outcome": outcome, "seconds": seconds}
+    return cases
+
+
+def per_file(cases: dict[tuple[str, str], dict]) -> dict[str, dict]:
+    """Counts and seconds per test file."""
+    files: dict[str, dict] = defaultdict(lambda: {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "seconds": 0.0})
+    for (name, _), case in cases.items():
+        files[name][case["outcome"]] += 1
+        files[name]["seconds"] += case["seconds"]
     return {name: {**value, "seconds": round(value["seconds"], 1)} for name, value in sorted(files.items())}
 
 
@@ -71,8 +79,9 @@ def read_molecule(folder: Path) -> dict[str, dict]:
 
 def commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -108,9 +117,15 @@ def render(data: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for name, value in data["pytest"].items():
-        lines.append(f"| `{name}` | {value['passed']} | {value['failed']} | {value['skipped'] + value['xfailed']} "
-                     f"| {value['seconds']:.0f} s |")
+        lines.append(
+            f"| `{name}` | {value['passed']} | {value['failed']} | {value['skipped'] + value['xfailed']} "
+            f"| {value['seconds']:.0f} s |"
+        )
     lines.append("")
+    if data.get("reruns"):
+        lines += ["Failed in the run, then passed when run again on their own (`--rerun`):", ""]
+        lines += [f"- `{item['test']}`: {item['first']}, then {item['rerun']}" for item in data["reruns"]]
+        lines.append("")
     if data["molecule"]:
         lines += ["## molecule scenarios", "", "| scenario | result | time |", "|---|---|---|"]
         for name, value in data["molecule"].items():
@@ -133,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=ROOT / ".cache/test-reports")
     parser.add_argument("--molecule", type=Path, default=ROOT / ".cache/molecule")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/results")
+    parser.add_argument(
+        "--rerun",
+        type=Path,
+        action="append",
+        default=[],
+        help="JUnit report of a later run of some of the tests: its outcomes replace theirs, and the "
+        "page names every test that failed first and passed when run again",
+    )
     parser.add_argument("--allow-failed", action="store_true", help="write the page even if the run failed")
     args = parser.parse_args(argv)
 
@@ -146,10 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.system()} {platform.machine()}, {_cores()} cores",
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "streams": json.loads(streams_file.read_text()) if streams_file.exists() else {},
-        "pytest": read_junit(junit),
+        "pytest": {},
+        "reruns": [],
         "molecule": read_molecule(args.molecule),
         "figures": read_figures(args.reports / "figures.jsonl"),
     }
+    cases = read_cases(junit)
+    for (name, test), case in read_cases(args.rerun).items():
+        first = cases.get((name, test))
+        if first and first["outcome"] != case["outcome"]:
+            data["reruns"].append({"test": test, "file": name, "first": first["outcome"], "rerun": case["outcome"]})
+        cases[(name, test)] = case
+    data["pytest"] = per_file(cases)
     failed = [name for name, value in data["pytest"].items() if value["failed"]]
     failed += [f"molecule {name}" for name, value in data["molecule"].items() if value["rc"]]
     failed += [f"stream {name}" for name, value in data["streams"].items() if value["rc"]]
