@@ -16,7 +16,8 @@ LOGS=.cache/test-logs
 # tools/collect_figures.py (docs/results/tests.md); cleared so they hold this run only.
 REPORTS=.cache/test-reports
 mkdir -p "$LOGS" "$REPORTS"
-rm -f "$REPORTS"/junit-*.xml "$REPORTS/figures.jsonl" "$REPORTS/streams.json" "$REPORTS/fleet.seconds" .cache/molecule/*.result
+rm -f "$REPORTS"/junit-*.xml "$REPORTS/figures.jsonl" "$REPORTS/streams.json" "$REPORTS/fleet.seconds" "$REPORTS/commit" .cache/molecule/*.result
+git rev-parse --short HEAD >"$REPORTS/commit" 2>/dev/null || true
 JUNIT=(-o junit_family=xunit1)
 started=$(date +%s)
 since() { echo "$(( $(date +%s) - $1 ))s"; }
