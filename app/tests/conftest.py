@@ -421,8 +421,10 @@ def service(postgres: PostgresServer, redis_server: RedisServer, fake_imds: Fake
             tmp_base: Path) -> Iterator[AppProcess]:
     """The shared instance: 2 workers, TTL 3 s, prefix 'test:', fake IMDS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "PG", "REDIS"))}
+    # The fake IMDS is a thread of this busy pytest process: give it the longest bound the app
+    # accepts, so a slow answer under a loaded CI is not mistaken for "no metadata service".
     env.update(app_env(postgres, redis_server.url, CACHE_TTL_SECONDS="3", METADATA_URL=fake_imds.url,
-                       WEB_CONCURRENCY="2", BIND=f"127.0.0.1:{free_port()}"))
+                       METADATA_TIMEOUT_SECONDS="10", WEB_CONCURRENCY="2", BIND=f"127.0.0.1:{free_port()}"))
     proc = AppProcess([str(ORDERS_API)], env, tmp_base / "service.log", env["BIND"])
     proc.start()
     yield proc
