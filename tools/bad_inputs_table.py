@@ -46,7 +46,7 @@ SUITES = [
     ),
     (
         "tests/unit/aws_cache/test_elasticache_replication_group.py",
-        "module elasticache_replication_group (in-process)",
+        "module ec2_fleet.fleet.aws_cache_replication_group (in-process)",
     ),
 ]
 # Module tests of the list above that try bad input (the others create, modify and delete).
@@ -96,7 +96,7 @@ def _suite(nodeid: str) -> str:
 
 def _where(record: dict[str, Any]) -> str:
     if record["kind"] == "module":
-        return "module elasticache_replication_group"
+        return "module ec2_fleet.fleet.aws_cache_replication_group"
     return record["target"]
 
 
