@@ -8,6 +8,7 @@ The benchmarks are `ec2_fleet_dev.bench` (devkit/); run this with .venv/bin/pyth
   bench/run.py rolling
   bench/run.py cache
   bench/run.py throughput
+  bench/run.py classic    [--settings lab,recommended]
   bench/run.py all
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ec2_fleet_dev.bench import cache, converge, inventory, rolling, throughput
+from ec2_fleet_dev.bench import cache, classic, converge, inventory, rolling, throughput
 from ec2_fleet_dev.bench.benchlib import log, write_results
 
 
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
                        ("throughput", "6. requests/s and latency behind the load balancer")):
         sub.add_parser(name, help=what).add_argument("--net", default=os.environ.get("EC2_FLEET_BENCH_NET", "10.233"),
                          help="first two octets of the benchmark lab's VPC (EC2_FLEET_BENCH_NET)")
+    side = sub.add_parser("classic", help="7. ec2-fleet's rolling update beside the classic Ansible one, under load")
+    side.add_argument("--net", default=os.environ.get("EC2_FLEET_BENCH_NET", "10.233"),
+                      help="first two octets of the benchmark lab's VPC (EC2_FLEET_BENCH_NET)")
+    side.add_argument("--settings", type=lambda text: tuple(s for s in text.split(",") if s.strip()),
+                      default=tuple(classic.SETTINGS), help="target group settings, in order (lab,recommended)")
     sub.add_parser("all", help="every benchmark, one after the other")
     args = parser.parse_args(argv)
     net = getattr(args, "net", os.environ.get("EC2_FLEET_BENCH_NET", "10.233"))
@@ -53,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, module in (("rolling", rolling), ("cache", cache), ("throughput", throughput)):
         if args.benchmark in (name, "all"):
             write_results(name, module.run(net))
+    if args.benchmark in ("classic", "all"):
+        side_by_side = classic.run(net, getattr(args, "settings", tuple(classic.SETTINGS)))
+        write_results("classic", side_by_side, classic.top_level(side_by_side))
     log("done: bench/results/latest.md")
     return 0
 

@@ -161,24 +161,36 @@ def read_results() -> dict:
     return json.loads(path.read_text()) if path.exists() else {"benchmarks": {}}
 
 
-def write_results(name: str, result: dict) -> None:
-    """Store one benchmark's result in latest.json (the others stay) and rewrite latest.md."""
+RESERVED_KEYS = ("benchmarks", "updated")
+
+
+def write_results(name: str, result: dict, top: dict | None = None) -> None:
+    """Store one benchmark's result in latest.json (the others stay) and rewrite latest.md.
+
+    top: figures that tools read at latest.json's top level, beside "benchmarks" (other keys there stay)."""
+    if top and set(top) & set(RESERVED_KEYS):
+        raise ValueError(f"top-level figures may not be named {', '.join(RESERVED_KEYS)}: {sorted(top)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = read_results()
     data["benchmarks"][name] = {**result, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     data["updated"] = data["benchmarks"][name]["finished"]
+    data.update(top or {})
     (RESULTS / "latest.json").write_text(json.dumps(data, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(markdown(data))
     log(f"wrote {RESULTS / 'latest.json'} and latest.md ({name})")
 
 
-ORDER = ["converge", "scale", "rolling", "inventory", "cache", "throughput"]
+ORDER = ["converge", "scale", "rolling", "classic", "inventory", "cache", "throughput"]
 
 
 def markdown(data: dict) -> str:
     out = ["# Benchmark results", "",
            "Written by `make bench` (`bench/run.py`); how each figure is measured: [bench/README.md](../README.md).",
            f"Last update: {data.get('updated', '?')}.", ""]
+    top = {k: v for k, v in data.items() if k not in RESERVED_KEYS}
+    if top:
+        out += ["Figures for tools (top level of latest.json): "
+                + "; ".join(f"`{k}` = {v}" for k, v in sorted(top.items())) + ".", ""]
     names = sorted(data["benchmarks"], key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
     for name in names:
         b = data["benchmarks"][name]
