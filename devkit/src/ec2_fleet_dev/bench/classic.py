@@ -68,8 +68,10 @@ def target_states(lab: Lab, arn: str) -> dict[str, str]:
 
 
 def host_ips(lab: Lab) -> dict[str, str]:
-    status = json.loads((Path(lab.env["EC2_FLEET_LAB_STATE_DIR"]) / "status.json").read_text())
-    return {i["id"]: i["ip"] for i in status["instances"] if i["container"] == "running"}
+    """instance id -> private IP of the running app hosts (tag Role=web: not the bastion)."""
+    found = _aws(lab, "ec2").describe_instances(Filters=[
+        {"Name": "tag:Role", "Values": ["web"]}, {"Name": "instance-state-name", "Values": ["running"]}])
+    return {i["InstanceId"]: i["PrivateIpAddress"] for r in found["Reservations"] for i in r["Instances"]}
 
 
 def releases_served(ips: dict[str, str], asks: int = 6) -> dict[str, list[str]]:
