@@ -47,6 +47,9 @@ def test_a_short_pause_run_names_the_failures_and_the_targets_it_left_out() -> N
     assert "42 requests failed (connection_reset 2, http_5xx 40)" in wrong
     assert "ended with 0 of 3 targets healthy (i-1 draining, i-2 initial, 1 not registered)" in wrong
     assert "put back by site.yml rc 0" in wrong
+    # The playbook said it succeeded while a host stayed out of the target group: the reader is told why.
+    assert "registers nothing while the target is still draining" in wrong
+    assert "registers nothing" not in classic.failures_of({**r, "rc": 2})
     assert classic.table_rows([r])[0][5] == "connection_reset 2, http_5xx 40"
 
 

@@ -256,6 +256,10 @@ def failures_of(row: dict) -> str:
         found.append(f"ended with {row['healthy_at_end']} of {HOSTS} targets healthy ("
                      + ", ".join(f"{i} {s}" for i, s in sorted(left.items()))
                      + (f"{', ' if left else ''}{gone} not registered" if gone > 0 else "") + ")")
+        if gone > 0 and row["rc"] == 0:
+            found.append("the playbook succeeded all the same: community.aws.elb_target state=present registers "
+                         "nothing while the target is still draining (its reason is not Target.NotRegistered), so a "
+                         "pause shorter than the deregistration delay plus the deploy leaves the host out for good")
     if row["on_release_at_end"] < HOSTS:
         found.append(f"ended with {row['on_release_at_end']} of {HOSTS} hosts on {row['version']}")
     if row["all_healthy_after_s"] is None:
