@@ -60,7 +60,7 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff, syntax-check of
 	yamllint -s .
 	ruff check .
 	ansible-lint --profile production
-	@for p in playbooks/*.yml; do ansible-playbook --syntax-check -i localhost, "$$p" >/dev/null && echo "syntax ok: $$p"; done
+	@for p in playbooks/*.yml bench/*.yml; do ansible-playbook --syntax-check -i localhost, "$$p" >/dev/null || exit 1; echo "syntax ok: $$p"; done
 
 test-unit: venv host-deps image ## pytest: app, modules, variables, bad inputs
 	pytest -q tests app/tests
