@@ -427,22 +427,32 @@ def test_target_health_is_polled_from_elbv2(tmp_path: Path) -> None:
         group = elbv2.create_target_group(Name="loadgen", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance")
         arn = group["TargetGroups"][0]["TargetGroupArn"]
 
+        def sampled_after(t: float, states: dict[str, str] | None = None) -> bool:
+            """Wait (at most 15 s: the first poll builds a boto3 client, slow on a busy machine) for a sample after t."""
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if any(s["t"] > t and (states is None or s["states"] == states) for s in load.health_samples()):
+                    return True
+                time.sleep(0.1)
+            return False
+
+        both = {first: "healthy", second: "healthy"}
         with loadgen.LoadGen(server.url, rate=20, target_group_arn=arn, aws_url=aws_url, poll_interval=0.25) as load:
-            time.sleep(0.6)
+            assert sampled_after(0.0)
             elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": first}, {"Id": second}])
             registered_t = load.now()
-            time.sleep(0.8)
+            assert sampled_after(registered_t, both)
             elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": first}])
             deregistered_t = load.now()
-            time.sleep(0.8)
+            assert sampled_after(deregistered_t, {second: "healthy"})
+            time.sleep(0.5)
     report = load.report
     load.write(tmp_path / "health.json", tmp_path / "health.png")
 
     samples = report["target_health"]
     assert report["target_health_errors"] == []
-    assert len(samples) >= 6
+    assert len(samples) >= 3  # one in each phase, as waited for above
     assert samples[0]["states"] == {} and samples[0]["t"] < registered_t
-    both = {first: "healthy", second: "healthy"}
     assert any(s["states"] == both for s in samples if registered_t < s["t"] < deregistered_t)
     assert samples[-1]["states"] == {second: "healthy"}
     # The deregistered target is gone from the group: it counts as out of service.

@@ -224,6 +224,10 @@ class LoadGen:
         """Seconds since the load started."""
         return time.monotonic() - self._t0
 
+    def health_samples(self) -> list[dict[str, Any]]:
+        """The target-health samples taken so far (empty without a target group)."""
+        return self._poller.samples() if self._poller is not None else []
+
     @property
     def stopped(self) -> threading.Event:
         """Set once the load stops sending (a bound was reached, stop() or a signal)."""
