@@ -428,7 +428,7 @@ def test_target_health_is_polled_from_elbv2(tmp_path: Path) -> None:
         arn = group["TargetGroups"][0]["TargetGroupArn"]
 
         def sampled_after(t: float, states: dict[str, str] | None = None) -> bool:
-            """Wait (at most 15 s: the first poll builds a boto3 client, slow on a busy machine) for a sample after t."""
+            """Wait (at most 15 s: the first poll builds a boto3 client, slow when busy) for a sample after t."""
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 if any(s["t"] > t and (states is None or s["states"] == states) for s in load.health_samples()):
