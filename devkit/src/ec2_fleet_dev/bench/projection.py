@@ -330,8 +330,11 @@ def result(data: dict, sizes: Sequence[int] = SIZES, cores: Sequence[int] = CORE
         "take most of a day whatever the ops box. Batches of 10 % or 25 % divide the waits, but a batch's controller "
         "CPU (polls of target health for every host while it waits, the switch, the register) grows with its hosts: "
         "a cell marked CPU-bound is where the ops box, not the load balancer, sets the pace.",
-        "Beside the classic form (benchmark 7, lab and recommended settings, one host at a time): the same "
-        "arithmetic, hosts x the measured time per host; its controller CPU per host is lower (it runs fewer tasks).",
+        "Beside the classic form (benchmark 7, one host at a time): hosts x the measured time per host, the "
+        "once-per-run part included, for both forms of the same run; the classic form's controller CPU per host is "
+        "a quarter to a third of ec2-fleet's (fewer tasks: no plan, floor, lock or audit), which is what decides large "
+        "batches. Benchmark 7's ec2-fleet runs are slower per host than benchmark 3's (under 30 requests/s over "
+        "HTTPS, another load): compare within each table, not across.",
         "Published figures for Ansible at 100 and 1,000 hosts: no published measurement of a whole playbook on "
         "1,000 real hosts was found; the closest (StackHPC) time one task on 100 inventory hosts with no SSH. The "
         "table of sources says what each measured.",
