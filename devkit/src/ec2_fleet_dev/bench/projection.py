@@ -335,9 +335,10 @@ def result(data: dict, sizes: Sequence[int] = SIZES, cores: Sequence[int] = CORE
         "a quarter to a third of ec2-fleet's (fewer tasks: no plan, floor, lock or audit), which is what decides large "
         "batches. Benchmark 7's ec2-fleet runs are slower per host than benchmark 3's (under 30 requests/s over "
         "HTTPS, another load): compare within each table, not across.",
-        "Published figures for Ansible at 100 and 1,000 hosts: no published measurement of a whole playbook on "
-        "1,000 real hosts was found; the closest (StackHPC) time one task on 100 inventory hosts with no SSH. The "
-        "table of sources says what each measured.",
+        "Published figures for Ansible at this size: at 100 hosts, per-task controller figures on inventory hosts "
+        "with no SSH (StackHPC) and the main process's per-host cost at about 150 real hosts (73654); at 1,000 "
+        "hosts, nothing citable: no published measurement of a playbook on 1,000 hosts was found, only sizing rules "
+        "(Red Hat) and claimed speed-ups (Mitogen). The table of sources says what each measured.",
         "Missing: a measured 20-host (or larger) rolling update (the rolling model is checked only at 3 hosts, where "
         "its inputs come from); the split of controller CPU between the main process and the workers; the once-per-"
         "run part of the rolling update at 1,000 hosts (facts and plan per host); memory (AAP: 1 GB per 10 forks).",
