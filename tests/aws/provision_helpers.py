@@ -135,7 +135,7 @@ def _target_play(tmp_path: Path, moto_url: str, state: str, instances: list[dict
                     "hosts": "all",
                     "gather_facts": False,
                     "module_defaults": {
-                        "group/aws": {
+                        "group/ec2_fleet.fleet.aws": {
                             "region": "us-east-1",
                             "endpoint_url": moto_url,
                             "access_key": "testing",
