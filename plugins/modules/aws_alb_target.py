@@ -246,6 +246,8 @@ def main() -> None:
     p = module.params
     if p["poll_interval"] <= 0:
         module.fail_json(msg=f"poll_interval must be more than 0 seconds (got {p['poll_interval']})")
+    if not p["target_id"]:
+        module.fail_json(msg="target_id is empty: give the host's instance id (the aws_ec2 inventory sets instance_id)")
     target = Target(module)
     group = target.group
     started = time.monotonic()
