@@ -212,21 +212,24 @@ def rolling_health_floor(
     )
 
 
-def rolling_timings(marks: Mapping[str, Any], end: Any) -> dict[str, float]:
+def rolling_timings(marks: Mapping[str, Any], end: Any, staged_s: Any = 0) -> dict[str, float]:
     """A host's step durations in seconds (one decimal) from the times its steps began.
 
-    marks: start (staging), hook (the before_drain hook), drain, deploy, register, as epoch seconds;
-    end: when the host was healthy again.
+    marks: start (the before_drain hook), drain, deploy, register, as epoch seconds; end: when the host
+    was healthy again. staged_s: the seconds the host took to stage the release before the first batch,
+    while it still served (every host of the run at once).
     """
     t = {key: float(value) for key, value in marks.items()}
     last = float(end)
+    stage = round(float(staged_s or 0), 1)
     return {
-        "stage_s": round(t["hook"] - t["start"], 1),
+        "stage_s": stage,
+        "hook_s": round(t["drain"] - t["start"], 1),
         "drain_s": round(t["deploy"] - t["drain"], 1),
         "deploy_s": round(t["register"] - t["deploy"], 1),
         "register_s": round(last - t["register"], 1),
         "out_of_service_s": round(last - t["drain"], 1),
-        "total_s": round(last - t["start"], 1),
+        "total_s": round(stage + last - t["start"], 1),
     }
 
 

@@ -53,11 +53,18 @@ def test_no_targets_at_all_and_a_percent_given_as_text():
 
 
 def test_timings_of_a_host_from_its_steps():
-    marks = {"start": 100.0, "hook": "130.04", "drain": 130.1, "deploy": 136.2, "register": 140.0}
-    assert rolling_timings(marks, 152.26) == {
-        "stage_s": 30.0, "drain_s": 6.1, "deploy_s": 3.8, "register_s": 12.3, "out_of_service_s": 22.2,
+    # Staged for 30 s before the first batch; then a 0.1 s hook, the drain, the switch, the registration.
+    marks = {"start": "130.0", "drain": 130.1, "deploy": 136.2, "register": 140.0}
+    assert rolling_timings(marks, 152.26, "30.04") == {
+        "stage_s": 30.0, "hook_s": 0.1, "drain_s": 6.1, "deploy_s": 3.8, "register_s": 12.3, "out_of_service_s": 22.2,
         "total_s": 52.3,
     }
+
+
+def test_timings_of_a_revert_have_no_staging():
+    marks = {"start": 10, "drain": 10, "deploy": 15, "register": 17}
+    assert rolling_timings(marks, 30)["stage_s"] == 0.0
+    assert rolling_timings(marks, 30)["total_s"] == 20.0
 
 
 def result(host: str, status: str, **more) -> dict:

@@ -36,7 +36,7 @@ CASES = [
      "''; the aws_ec2 inventory sets instance_id)"),
     ({"alb_target_port": 65536}, "alb_target_port must be 0-65535 (got 65536), alb_target_wait_margin, "
      "alb_target_register_margin and alb_target_lb_active_timeout 0 or more seconds (got 30, 120, 600) and "
-     "alb_target_poll_interval 1 or more (got 2)"),
+     "alb_target_poll_interval 1 or more (got 1)"),
     ({"alb_target_wait_margin": -1}, "(got -1, 120, 600)"),
     ({"alb_target_register_margin": -1}, "(got 30, -1, 600)"),
     ({"alb_target_lb_active_timeout": -1}, "(got 30, 120, -1)"),
