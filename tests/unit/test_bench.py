@@ -27,9 +27,9 @@ def test_the_build_time_comes_from_the_build_task_of_the_profile() -> None:
     assert rolling.build_seconds(PROFILE.replace("Build each artifact once", "Unpack the artifact")) == 0
 
 
-def test_the_unavoidable_waits_are_delay_plus_checks_plus_the_app_start() -> None:
-    assert rolling._waits(rolling.ALB_DEFAULTS, 10.0) == {
-        "drain_s": 300, "register_s": 150, "app_start_s": 10.0, "total_s": 460.0}
+def test_the_unavoidable_waits_are_delay_plus_registration_plus_checks_plus_the_app_start() -> None:
+    assert rolling._waits(rolling.ALB_DEFAULTS, 10.0, 10.0) == {
+        "drain_s": 300, "register_s": 160.0, "app_start_s": 10.0, "registration_delay_s": 10.0, "total_s": 470.0}
     assert rolling._waits(rolling.RECOMMENDED, 7.5)["total_s"] == 57.5
 
 
@@ -39,11 +39,12 @@ def test_the_pricing_table_adds_the_measured_overhead_to_each_settings_waits() -
              "steps": {"stage_s": 4.0, "drain_s": 6.0, "deploy_s": 10.0, "register_s": 11.0,
                        "out_of_service_s": 27.0, "total_s": 31.0}}]
     result = rolling.result(runs, [8.0, 8.0, 8.0], "10.233")
-    # In the host's steps: 31 s minus its waits (5 + 10 + 8); once per run: 3 s.
+    # In the host's turn: 31 s minus its staging (4 s, every host at once: once per run) and its waits
+    # (5 + 10 + 8); once per run: 3 s.
     assert result["figures"]["overhead_split"] == {
-        "stage_s": 4.0, "out_of_service_s": 4.0, "per_host_s": 8.0, "per_run_s": 3.0}
+        "stage_s": 4.0, "out_of_service_s": 4.0, "per_host_s": 4.0, "per_run_s": 3.0}
     alb = next(r for r in result["figures"]["projected"] if r[0].startswith("ALB defaults"))
-    assert alb[5] == 300 + 150 + 8.0 + 8.0  # per host
+    assert alb[5] == 300 + 150 + 8.0 + 4.0  # per host
     assert alb[6] == round((alb[5] * 3 + 3.0) / 60, 1) and alb[7] == round((alb[5] * 20 + 3.0) / 60, 1)
     assert result["targets"][0]["met"] is False  # 9 s is not under 8 s
 
