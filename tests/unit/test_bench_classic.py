@@ -92,3 +92,11 @@ def test_the_top_level_figure_lands_beside_the_benchmarks_and_keeps_the_others(t
     assert "`classic_ratio` = 0.55" in md and md.index("## 3. Rolling") < md.index("## 7. Side by side")
     with pytest.raises(ValueError, match="may not be named"):
         benchlib.write_results("classic", {"title": "t", "method": "m"}, {"benchmarks": {}})
+
+
+def test_the_floor_note_says_when_the_goal_is_below_the_waits() -> None:
+    # Lab settings: drain 5 s, registration delay 10 s, checks 5 s x 2, and a 3 s app start: 28 s per host.
+    below = classic.floor_note(43.2, 3.0, 10.0)
+    assert "28.0 s per host" in below and "25.9 s per host, below them" in below
+    above = classic.floor_note(100.0, 3.0, 10.0)
+    assert "60.0 s per host." in above and "below" not in above

@@ -31,7 +31,8 @@ from pathlib import Path
 import boto3
 
 from ec2_fleet_dev.bench import rolling
-from ec2_fleet_dev.bench.benchlib import Lab, Timed, log, machine, private_lab, timed
+from ec2_fleet_dev.bench.benchlib import Lab, Timed, log, machine, median, private_lab, read_results, timed
+from ec2_fleet_dev.lab.config import LabConfig
 from ec2_fleet_dev.loadgen import LoadGen
 from ec2_fleet_dev.paths import ROOT
 
@@ -276,6 +277,29 @@ def table_rows(rows: list[dict]) -> list[list]:
              "-" if r["all_healthy_after_s"] is None else r["all_healthy_after_s"], r["load"]] for r in rows]
 
 
+def floor_note(careful_per_host_s: float, app_start_s: float = 0.0, registration_delay_s: float | None = None) -> str:
+    """What one host at a time cannot go below at the lab's settings, beside 0.6 of the careful classic.
+
+    app_start_s: the app's measured start (benchmark 3), 0 when not measured."""
+    delay = LabConfig().registration_delay if registration_delay_s is None else registration_delay_s
+    waits = rolling._waits(rolling.LAB, app_start_s, delay)
+    goal = round(TARGET_RATIO * careful_per_host_s, 1)
+    start = f" + the app's start {app_start_s:g} s (benchmark 3)" if app_start_s else " (before the app's own start)"
+    return (f"The waits one host at a time cannot avoid at the lab's settings: {waits['total_s']} s per host (drain "
+            f"{waits['drain_s']} s + registration delay {delay:g} s + checks {waits['register_s'] - delay:g} s"
+            f"{start}); "
+            f"{TARGET_RATIO} x the careful classic is {goal} s per host"
+            + (", below them: no form that takes each host out of the load balancer can meet it."
+               if goal < waits["total_s"] else "."))
+
+
+def measured_app_start() -> float:
+    """The app's start measured by benchmark 3 (bench/results/latest.json), 0 when it has not run."""
+    figures = read_results().get("benchmarks", {}).get("rolling", {}).get("figures", {})
+    starts = figures.get("app_start_s") or []
+    return median(starts) if starts else 0.0
+
+
 def result(rows: list[dict], net: str) -> dict:
     lab_ratio = ratio(rows, "lab")
     ours = find(rows, "ec2-fleet", "lab")
@@ -290,6 +314,8 @@ def result(rows: list[dict], net: str) -> dict:
     other = [f"{label}: {ratio(rows, label)}" for label in SETTINGS if label != "lab" and ratio(rows, label)]
     notes.append("ec2-fleet per host over the careful classic per host, the other settings: "
                  + (", ".join(other) if other else "not measured in this run") + ".")
+    if careful:
+        notes.append(floor_note(careful["per_host_s"], measured_app_start()))
     notes.append(f"Reproduce: `{COMMAND}` (about 25 minutes; EC2_FLEET_BENCH_NET picks the lab's VPC octets).")
     measured = (f"{lab_ratio} ({ours['per_host_s']} s / {careful['per_host_s']} s per host), ec2-fleet "
                 f"{ours['failed']} failed, {ours['unsent']} unsent" if lab_ratio is not None and ours and careful
