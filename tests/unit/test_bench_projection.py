@@ -109,6 +109,16 @@ def test_the_check_fits_on_3_and_10_hosts_and_reports_the_error_at_20() -> None:
     assert exact["cpu_error_pct"] == 0.0 and exact["wall_error_pct"] == 0.0
 
 
+def test_without_the_10_host_run_the_check_says_it_was_not_made() -> None:
+    data = latest()
+    del data["benchmarks"]["scale"]["figures"]["runs"]["10"]
+    section = projection.result(data)
+    check_table = next(t for t in section["tables"] if t["title"].startswith("The 20-host check"))
+    assert check_table["rows"] == [["not in this run (sizes measured: 3, 20)", "-", "-", "-"]]
+    assert any("Check: not in this run" in note for note in section["notes"])
+    assert section["figures"]["check"] is None
+
+
 def test_the_lab_wall_per_cpu_second_carries_into_the_predicted_lab_wall() -> None:
     checked = projection.check(latest(wall_per_cpu=0.9))
     assert checked["lab_wall_per_cpu"] == pytest.approx(0.9)
