@@ -20,9 +20,12 @@ export NO_COLOR := 1
 
 # podman on CNI with the dnsname plugin (containers on a lab network resolve each other's names;
 # molecule's default network keeps the host's resolver) and iptables for CNI's NAT; nftables for
-# the lab's "no route from the ops box" rule and the SSH-loss fault.
+# the lab's "no route from the ops box" rule and the SSH-loss fault; PgBouncer for the app's tests in
+# transaction pooling; headless Chromium and its driver (and certutil for its trust store) for the
+# frontend's browser tests. npm comes with nodejs.
 HOST_PACKAGES := podman runc containernetworking-plugins golang-github-containernetworking-plugin-dnsname \
-                 iptables nftables debootstrap uidmap slirp4netns redis-server postgresql haproxy openssl nodejs
+                 iptables nftables debootstrap uidmap slirp4netns redis-server postgresql haproxy openssl nodejs \
+                 pgbouncer chromium chromium-driver libnss3-tools
 
 .PHONY: help host-deps venv image lint test test-unit test-molecule clean lab lab-down lab-status bench
 
