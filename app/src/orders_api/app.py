@@ -276,6 +276,70 @@ class RequestContext:
             request_id_var.reset(token)
 
 
+class CorsHeaders:
+    """CORS for the exact origins of CORS_ALLOW_ORIGINS (the frontend's), nothing for any other origin.
+
+    A preflight (OPTIONS with Origin and Access-Control-Request-Method) from an allowed origin is answered
+    here with 204; other requests from it get Access-Control-Allow-Origin = that origin (never `*`, no
+    credentials). Every response carries `Vary: Origin`, since it depends on the caller's origin. A request
+    from another origin passes through untouched: the browser then refuses to hand the answer to the page.
+    """
+
+    methods = "GET, POST, PUT, PATCH"
+    allow_headers = ("content-type", "x-request-id")
+    expose_headers = "X-Request-ID, X-Served-By, X-Cache"
+    max_age = "600"
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.origins = frozenset(origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_headers = dict(scope["headers"])
+        origin = request_headers.get(b"origin", b"").decode("latin-1")
+        allowed = origin in self.origins
+        if allowed and scope["method"] == "OPTIONS" and b"access-control-request-method" in request_headers:
+            await self._preflight(origin, request_headers)(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"vary"]
+                vary = [v.decode("latin-1") for k, v in message.get("headers", []) if k.lower() == b"vary"]
+                headers.append((b"vary", ", ".join([*vary, "Origin"]).encode("latin-1")))
+                if allowed:
+                    headers += [(b"access-control-allow-origin", origin.encode("latin-1")),
+                                (b"access-control-expose-headers", self.expose_headers.encode())]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    def _preflight(self, origin: str, request_headers: dict[bytes, bytes]) -> Response:
+        asked = request_headers.get(b"access-control-request-headers", b"").decode("latin-1")
+        wanted = [h.strip().lower() for h in asked.split(",") if h.strip()]
+        refused = [h for h in wanted if h not in self.allow_headers]
+        method = request_headers[b"access-control-request-method"].decode("latin-1")
+        if refused or method not in self.methods.split(", "):
+            # Answered without CORS headers: the browser reports the refusal to the page's console.
+            response: Response = error(400, "cors_preflight_refused", {
+                "method": method, "headers_not_allowed": refused,
+                "allowed_methods": self.methods, "allowed_headers": ", ".join(self.allow_headers)})
+            response.headers["Vary"] = "Origin"
+        else:
+            response = Response(status_code=204, headers={
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": self.methods,
+                "Access-Control-Allow-Headers": ", ".join(self.allow_headers),
+                "Access-Control-Max-Age": self.max_age,
+                "Vary": "Origin",
+            })
+        return response
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; settings default to the environment (ConfigError if invalid)."""
     settings = settings or load_settings()
@@ -328,5 +392,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, DatabaseUnavailable: _db_unavailable,
                             Exception: _internal_error},
     )
-    app.add_middleware(RequestContext)
+    if settings.cors_allow_origins:  # empty: no CORS headers at all
+        app.add_middleware(CorsHeaders, origins=settings.cors_allow_origins)
+    app.add_middleware(RequestContext)  # added last: outermost, so preflights are logged too
     return app

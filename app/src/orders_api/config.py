@@ -50,6 +50,7 @@ class Settings:
     keepalive_seconds: int = 75
     force_unready: bool = False
     debug_endpoints: bool = False
+    cors_allow_origins: tuple[str, ...] = ()
 
     @property
     def cache_endpoint(self) -> str:
@@ -141,6 +142,48 @@ class _Reader:
         return value
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_cors_origins(raw: str) -> tuple[tuple[str, ...], list[str]]:
+    """CORS_ALLOW_ORIGINS: a comma list of exact origins (scheme://host[:port]), as a browser sends them in
+    `Origin`. Returns the origins in that serialized form (lower-case, default port dropped) and the problems."""
+    origins: list[str] = []
+    problems: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        why = ""
+        parts = urlsplit(item)
+        try:
+            port = parts.port
+        except ValueError:
+            port, why = None, "its port is not a number from 1 to 65535"
+        if item in ("*", "null"):
+            why = "a wildcard or 'null' lets any page call the API; list each origin"
+        elif parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+            why = "it needs http:// or https:// and a host"
+        elif parts.username is not None or parts.password is not None:
+            why = "an origin has no user or password"
+        elif parts.path or parts.query or parts.fragment or item.endswith(("?", "#")):
+            why = "an origin has no path, not even '/', no query and no fragment"
+        elif "*" in parts.netloc:
+            why = "wildcards are not allowed; list each origin"
+        if why:
+            problems.append(
+                f"CORS_ALLOW_ORIGINS must be a comma list of origins like https://app.example.com or "
+                f"http://127.0.0.1:5173: {item!r} is not one ({why})"
+            )
+            continue
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        if ":" in host:
+            host = f"[{host}]"
+        origin = f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins), problems
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment; raise ConfigError naming every bad or missing variable."""
     env = os.environ if environ is None else environ
@@ -174,6 +217,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not _BIND_RE.match(bind):
         r.problems.append(f"BIND must be HOST:PORT, [IPV6]:PORT or unix:/PATH, got {bind!r}")
 
+    cors_allow_origins, cors_problems = parse_cors_origins(env.get("CORS_ALLOW_ORIGINS", ""))
+    r.problems.extend(cors_problems)
+
     settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -195,6 +241,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         keepalive_seconds=r.integer("KEEPALIVE_SECONDS", 75, 1, 3600),
         force_unready=r.boolean("APP_FORCE_UNREADY", False),
         debug_endpoints=r.boolean("APP_DEBUG_ENDPOINTS", False),
+        cors_allow_origins=cors_allow_origins,
     )
     if r.problems:
         raise ConfigError(r.problems)
