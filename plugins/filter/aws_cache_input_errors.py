@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ansible_collections.ec2_fleet.fleet.plugins.plugin_utils.input_checks import (
     as_bool,
@@ -74,6 +75,33 @@ def _replication_group_errors(v: Mapping[str, Any]) -> list[str]:
     return e
 
 
+def _external_url_errors(url: str, allow_insecure: bool) -> list[str]:
+    """An external Redis is reached over the internet: TLS and a password, unless the environment said
+    otherwise (aws_cache_external_allow_insecure, the lab's kind of setting). The URL is never shown."""
+    if not matches(EXTERNAL_URL_RE, url):
+        return [
+            "aws_cache_external_url must look like redis://[user:password@]host[:port][/db] or "
+            "rediss://[user:password@]host[:port][/db] (scheme redis or rediss, a host, an optional numeric port)"
+        ]
+    if allow_insecure:
+        return []
+    e = []
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        e.append(
+            "aws_cache_external_url uses redis:// (no TLS): an external Redis is reached across the internet, so it "
+            "must be rediss://user:password@host:port (TLS, as Upstash and Redis Cloud serve it); only an "
+            "environment that sets aws_cache_external_allow_insecure: true may use redis:// (value not shown)"
+        )
+    if not parts.password:
+        e.append(
+            "aws_cache_external_url has no password: an external Redis needs its ACL user and password in the URL, "
+            "like rediss://default:PASSWORD@host:port; only an environment that sets "
+            "aws_cache_external_allow_insecure: true may leave it out (value not shown)"
+        )
+    return e
+
+
 def aws_cache_input_errors(inputs: Mapping[str, Any]) -> list[str]:
     """Every problem with the aws_cache_* inputs (a map of each variable's name to its value).
 
@@ -81,12 +109,7 @@ def aws_cache_input_errors(inputs: Mapping[str, Any]) -> list[str]:
     """
     v = inputs
     if v["aws_cache_external_url"]:
-        if matches(EXTERNAL_URL_RE, v["aws_cache_external_url"]):
-            return []
-        return [
-            "aws_cache_external_url must look like redis://[user:password@]host[:port][/db] or "
-            "rediss://[user:password@]host[:port][/db] (scheme redis or rediss, a host, an optional numeric port)"
-        ]
+        return _external_url_errors(str(v["aws_cache_external_url"]), as_bool(v["aws_cache_external_allow_insecure"]))
     e = []
     group_id = v["aws_cache_replication_group_id"]
     if not (matches(GROUP_ID_RE, group_id) and not str(group_id).endswith("-")):

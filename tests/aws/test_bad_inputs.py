@@ -127,3 +127,26 @@ def test_a_missing_instance_profile_is_refused_before_any_change(
     assert "The instance profile 'ec2-fleet-lab-host' (aws_host_iam_name) does not exist" in " ".join(
         failure_messages(result.output)
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://default:plaintext-secret-pw@redis-12345.cloud.example:12345", "aws_cache_external_url uses redis://"),
+        ("rediss://redis-12345.cloud.example:12345", "aws_cache_external_url has no password"),
+    ],
+    ids=["without-tls", "without-password"],
+)
+def test_an_external_redis_without_tls_or_password_is_refused_before_any_change(
+    fresh: dict, client: Callable, run: Callable[..., Run], url: str, expected: str
+) -> None:
+    """site.yml in an environment that did not set aws_cache_external_allow_insecure (the lab's inventory
+    does not either): refused on the control node, before any host or AWS resource changes, naming the
+    variable and the setting, and never showing the URL."""
+    result = run("playbooks/site.yml", {"aws_cache_external_url": url})
+    _assert_refused(result, "aws_cache_external_url", fresh, snapshot(client))
+    messages = " ".join(failure_messages(result.output))
+    assert expected in messages and "aws_cache_external_allow_insecure: true" in messages, messages
+    assert "plaintext-secret-pw" not in result.output and "redis-12345.cloud.example" not in result.output
+    # The first play failed on localhost: no play on the hosts started.
+    assert "Configure the app hosts" not in result.output

@@ -79,14 +79,51 @@ def test_teardown_checks_only_the_identifier() -> None:
     assert len(errors(aws_cache_state="absent", aws_cache_replication_group_id="-x", **bad_settings)) == 1
 
 
-@pytest.mark.parametrize("url", ["redis://cache.internal:6379/0", "rediss://user:pw@[fd00::1]:6380", "redis://h"])
+@pytest.mark.parametrize("url", ["rediss://default:pw@ext-redis.example:6380/0", "rediss://user:pw@[fd00::1]:6380",
+                                 "rediss://:pw@h"])
 def test_an_external_redis_is_checked_alone(url: str) -> None:
     assert errors(aws_cache_external_url=url, aws_cache_replication_group_id="-", aws_cache_port=0) == []
 
 
 @pytest.mark.parametrize("url", ["http://cache:6379", "redis://", "redis://h:port", "redis://h/db"])
-def test_a_bad_external_redis_url_is_refused(url: str) -> None:
-    assert errors(aws_cache_external_url=url) == [
+@pytest.mark.parametrize("allow_insecure", [False, True])
+def test_a_bad_external_redis_url_is_refused(url: str, allow_insecure: bool) -> None:
+    assert errors(aws_cache_external_url=url, aws_cache_external_allow_insecure=allow_insecure) == [
         "aws_cache_external_url must look like redis://[user:password@]host[:port][/db] or "
         "rediss://[user:password@]host[:port][/db] (scheme redis or rediss, a host, an optional numeric port)"
     ]
+
+
+PLAINTEXT = (
+    "aws_cache_external_url uses redis:// (no TLS): an external Redis is reached across the internet, so it must be "
+    "rediss://user:password@host:port (TLS, as Upstash and Redis Cloud serve it); only an environment that sets "
+    "aws_cache_external_allow_insecure: true may use redis:// (value not shown)"
+)
+NO_PASSWORD = (
+    "aws_cache_external_url has no password: an external Redis needs its ACL user and password in the URL, like "
+    "rediss://default:PASSWORD@host:port; only an environment that sets aws_cache_external_allow_insecure: true may "
+    "leave it out (value not shown)"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://default:s3cret-pw@redis-12345.cloud.example:12345", [PLAINTEXT]),
+        ("rediss://ext-redis.example:6380", [NO_PASSWORD]),
+        ("rediss://default@ext-redis.example:6380", [NO_PASSWORD]),
+        ("rediss://default:@ext-redis.example:6380", [NO_PASSWORD]),
+        ("redis://cache.internal:6379/0", [PLAINTEXT, NO_PASSWORD]),
+    ],
+)
+def test_an_external_redis_without_tls_or_password_is_refused(url: str, expected: list[str]) -> None:
+    """Outside an environment that said so, an external Redis must speak TLS and ask for a password;
+    the message names the variable and the setting, never the URL."""
+    found = errors(aws_cache_external_url=url)
+    assert found == expected
+    assert all("s3cret-pw" not in e and "ext-redis.example" not in e for e in found)
+
+
+@pytest.mark.parametrize("url", ["redis://cache.internal:6379/0", "redis://h", "rediss://h:6380"])
+def test_an_environment_that_allows_it_may_use_plaintext_and_no_password(url: str) -> None:
+    assert errors(aws_cache_external_url=url, aws_cache_external_allow_insecure=True) == []

@@ -165,8 +165,9 @@ def test_query_never_creates(play, aws, moto: str) -> None:
     ],
 )
 def test_external_url_makes_no_aws_call(play, closed_url: str, url: str, expected: dict[str, Any]) -> None:
-    # The AWS endpoint is a closed port: any AWS call would fail the play.
-    result, endpoint = play(closed_url, {"aws_cache_external_url": url})
+    # The AWS endpoint is a closed port: any AWS call would fail the play. redis:// only where allowed.
+    allow = {"aws_cache_external_allow_insecure": True} if url.startswith("redis://") else {}
+    result, endpoint = play(closed_url, {"aws_cache_external_url": url, **allow})
     assert result.rc == 0, result.output[-3000:]
     assert changed(result) == 0
     assert endpoint == expected
@@ -187,6 +188,7 @@ def test_external_url_makes_no_aws_call(play, closed_url: str, url: str, expecte
         ({"aws_cache_node_type": "t4g.small"}, "aws_cache_node_type"),
         ({"aws_cache_external_url": "http://cache.example.com:6379"}, "aws_cache_external_url"),
         ({"aws_cache_external_url": "rediss://:pw@host:notaport"}, "aws_cache_external_url"),
+        ({"aws_cache_external_url": "redis://:pw@cache.example.com:6379"}, "aws_cache_external_url uses redis://"),
     ],
 )
 def test_bad_input_fails_before_any_aws_call(play, closed_url: str, role_vars: dict[str, Any], variable: str) -> None:
