@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -56,10 +57,12 @@ def figure(text: str) -> None:
 class StaticSite:
     """A plain static server for a build directory on 127.0.0.1 (one port = one origin)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: ssl.SSLContext | None = None) -> None:
         handler = functools.partial(_QuietHandler, directory=str(root))
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.origin = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -212,3 +215,32 @@ def test_an_origin_the_api_does_not_allow_shows_the_refusal_and_creates_nothing(
     time.sleep(0.2)
     assert stack.orders_of("browser-refused") == 0
     browser.screenshot(ARTIFACTS / "frontend-cors-refused.png")
+
+
+def test_the_browser_trusts_the_lab_ca_it_is_given_and_no_other(tmp_path: Path) -> None:
+    """TLS as a user's machine does it: a CA in the browser's NSS database, no certificate errors ignored."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=frontend test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "site.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "site.crt", "-days", "1", "-extfile", "ext")
+    (tmp_path / "index.html").write_text("<!doctype html><title>t</title><p id=ok>served over TLS</p>")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "site.crt", tmp_path / "site.key")
+    site = StaticSite(tmp_path, tls=context)
+    url = f"{site.origin}/index.html"
+    try:
+        with Browser() as untrusting:
+            untrusting.driver.get(url)
+            assert "served over TLS" not in untrusting.driver.page_source
+            assert "privacy error" in untrusting.driver.title.lower(), untrusting.driver.title
+        with Browser(ca_files=[tmp_path / "ca.crt"]) as trusting:
+            trusting.driver.get(url)
+            assert trusting.driver.find_element("id", "ok").text == "served over TLS"
+    finally:
+        site.close()
