@@ -1,5 +1,9 @@
 """PostgreSQL access: a small connection pool with hard timeouts, the schema, and the order queries.
 
+Safe behind a transaction-mode pooler (PgBouncer, Supabase's Supavisor on port 6543) as on a plain
+PostgreSQL: every statement stands alone (autocommit, or one explicit transaction), no server-side
+prepared statement, no session state.
+
 Every public coroutine finishes within `timeout` seconds or raises DatabaseUnavailable: a database
 that is down, unreachable or hung never makes a request hang. The pool keeps a few idle connections
 and reconnects on demand, with no backoff, so the service recovers as soon as the database does.
@@ -41,6 +45,9 @@ _COLUMNS = "id, customer, items, amount_cents, currency, status, created_at, upd
 # A pooled connection idle longer than this is checked with a round trip before it is reused,
 # so connections broken by a database restart are dropped instead of failing a request.
 _PRE_PING_AFTER_SECONDS = 1.0
+# After a timeout: how long the server may take to answer psycopg's cancel request before the
+# connection is closed instead (a pooler waiting for a server connection does not answer it).
+_CANCEL_GRACE_SECONDS = 0.2
 
 
 class DatabaseUnavailable(Exception):
@@ -80,11 +87,15 @@ class Database:
             # libpq rounds this up to at least 2 s; the asyncio timeout around every call is the real bound.
             connect_timeout=max(2, int(self._timeout + 0.999)),
             application_name="orders-api",
-            # No server-side prepared statements: safe behind PgBouncer / Supavisor transaction pooling.
+            # No server-side prepared statements: behind PgBouncer or Supavisor in transaction mode the
+            # next statement may run on another server connection, where a prepared one does not exist.
             prepare_threshold=None,
             row_factory=dict_row,
         )
-        await conn.execute(f"SET statement_timeout = {int(self._timeout * 1000)}")
+        # No session state either (no SET, LISTEN, session advisory lock or temporary table): in
+        # transaction mode it would stay on the pooler's server connection, leak to other clients,
+        # and be missing from the next one. The server-side bound on a statement is the cancel
+        # request psycopg sends when the timeout below interrupts it (PgBouncer forwards it).
         self.stats.connections_opened += 1
         return conn
 
@@ -120,8 +131,11 @@ class Database:
             else:
                 await _close_quietly(conn)
 
-    async def _run(self, what: str, op: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+    async def _run(
+        self, what: str, op: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]], timeout: float | None = None
+    ) -> T:
         """Run `op` on a pooled connection within the timeout; map every failure to DatabaseUnavailable."""
+        timeout = self._timeout if timeout is None else min(timeout, self._timeout)
 
         async def attempt() -> T:
             await self._ensure_schema()
@@ -129,12 +143,12 @@ class Database:
                 return await op(conn)
 
         try:
-            return await asyncio.wait_for(attempt(), self._timeout)
+            return await _within(attempt(), timeout)
         except asyncio.TimeoutError as exc:
             self.stats.timeouts += 1
             self.stats.errors += 1
-            log.warning("database %s timed out", what, extra={"timeout_s": self._timeout})
-            raise DatabaseUnavailable(f"database did not answer within {self._timeout:g}s") from exc
+            log.warning("database %s timed out", what, extra={"timeout_s": timeout})
+            raise DatabaseUnavailable(f"database did not answer within {timeout:g}s") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
             self.stats.errors += 1
             log.warning("database %s failed: %s", what, str(exc).strip().splitlines()[0] if str(exc) else exc)
@@ -167,7 +181,7 @@ class Database:
     async def prepare(self) -> bool:
         """Create the schema if missing; False (logged) when the database is not reachable yet."""
         try:
-            await asyncio.wait_for(self._ensure_schema(), self._timeout)
+            await _within(self._ensure_schema(), self._timeout)
             return True
         except (asyncio.TimeoutError, psycopg.Error, OSError) as exc:
             log.warning("schema not created at start, will retry on first use: %s", exc or type(exc).__name__)
@@ -179,7 +193,7 @@ class Database:
         async def op(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute("SELECT 1")
 
-        await asyncio.wait_for(self._run("ping", op), timeout)
+        await self._run("ping", op, timeout)
 
     async def create_order(self, order: dict[str, Any]) -> dict[str, Any]:
         async def op(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
@@ -217,6 +231,32 @@ class Database:
             return await cur.fetchone()
 
         return await self._run("update", op)
+
+
+async def _within(coro: Awaitable[T], timeout: float) -> T:
+    """`coro`'s result within `timeout` seconds (plus at most 2 x _CANCEL_GRACE_SECONDS), else TimeoutError.
+
+    On the timeout the operation is cancelled: psycopg then sends the server a cancel request for the
+    running statement and waits for its answer, up to 5 s. A pooler holding the statement while it
+    waits for a server connection (PgBouncer, the database behind it down) never answers it: after
+    the grace the operation is cancelled again, and psycopg closes the connection at once.
+    """
+    task = asyncio.ensure_future(coro)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if done:
+            return task.result()
+        for _ in range(2):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
+            if done:
+                break
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the timeout is the answer
+        raise asyncio.TimeoutError
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
