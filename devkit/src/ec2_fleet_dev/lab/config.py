@@ -22,6 +22,7 @@ class LabConfig:
     lb_host: str = "127.0.0.1"
     lb_port: int = 8080  # the ALB's HTTP listener (port 80 on AWS)
     lb_https_port: int = 8443  # the ALB's HTTPS listener (port 443 on AWS)
+    edge_port: int = 9443  # the CloudFront edge (edge.py): HTTPS, the frontend's distribution
     region: str = "us-east-1"
     project: str = "ec2-fleet"  # tag:Project of the lab's instances
     environment: str = "lab"  # tag:Environment of the lab's instances
@@ -32,6 +33,10 @@ class LabConfig:
     db_alias: str = "db.lab.internal"
     db_name: str = "orders"
     db_user: str = "app"
+    # The database's pooler, as Supabase's (Supavisor): PgBouncer in transaction mode with TLS, its own name.
+    pooler_alias: str = "pooler.lab.internal"
+    pooler_port: int = 6543
+    pooler_pool_size: int = 10  # server connections per database and user
     reconcile_seconds: float = 1.0
     balancer_seconds: float = 0.5
     # A busy first boot, as apt-daily and unattended-upgrades make one on a new Ubuntu AMI (the test
@@ -59,6 +64,11 @@ class LabConfig:
         return f"http://{self.lb_host}:{self.lb_port}"
 
     @property
+    def edge_url(self) -> str:
+        """Where the frontend's distribution is served (the lab's CloudFront edge, certificate from the lab CA)."""
+        return f"https://{self.lb_host}:{self.edge_port}"
+
+    @property
     def ssm_prefix(self) -> str:
         return f"/{self.project}/{self.environment}"
 
@@ -66,13 +76,14 @@ class LabConfig:
         problems = []
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", self.name):
             problems.append(f"EC2_FLEET_LAB_NAME must be 1-31 lower-case letters, digits or '-' (got {self.name!r})")
-        for field in ("moto_port", "lb_port", "lb_https_port", "imds_port"):
+        for field in ("moto_port", "lb_port", "lb_https_port", "imds_port", "edge_port"):
             value = getattr(self, field)
             if not 1 <= value <= 65535:
                 problems.append(f"EC2_FLEET_LAB_{field.upper()} must be 1-65535 (got {value})")
-        if len({self.moto_port, self.lb_port, self.lb_https_port}) < 3:
+        if len({self.moto_port, self.lb_port, self.lb_https_port, self.edge_port}) < 4:
             problems.append(
-                "EC2_FLEET_LAB_MOTO_PORT, EC2_FLEET_LAB_LB_PORT and EC2_FLEET_LAB_LB_HTTPS_PORT must differ"
+                "EC2_FLEET_LAB_MOTO_PORT, EC2_FLEET_LAB_LB_PORT, EC2_FLEET_LAB_LB_HTTPS_PORT and "
+                "EC2_FLEET_LAB_EDGE_PORT must differ"
             )
         if not 0 <= self.busy_boot_seconds <= 3600:
             problems.append(f"EC2_FLEET_LAB_BUSY_BOOT_SECONDS must be 0-3600 seconds (got {self.busy_boot_seconds})")
