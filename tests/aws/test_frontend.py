@@ -287,3 +287,33 @@ def test_two_deploys_and_a_rollback_under_page_loads(deploy, client, edge, tmp_p
     rollback = [r for r in records if r["action"] == "rollback"]
     assert len(rollback) == 1 and rollback[0]["result"] == "ok"
     assert rollback[0]["to"] == manifest["live"] and rollback[0]["from"] != rollback[0]["to"] and rollback[0]["who"]
+
+
+def test_teardown_deletes_the_frontend(run: Callable[..., Run], client: Callable) -> None:
+    # The lab inventory says provision_frontend: true; nothing else of the lab exists in this file's account.
+    down = run("playbooks/teardown.yml", {"teardown_confirm": "lab"}, "--tags", "frontend")
+    assert down.rc == 0, down.tail()
+    nothing_created(client)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("ab", "3-63 characters"),
+        ("a" * 64, "3-63 characters"),
+        ("Frontend", "lower-case letters"),
+        ("front_end", "lower-case letters"),
+        ("-frontend", "start and end"),
+        ("front..end", "'..'"),
+        ("192.168.5.4", "'..', '.-'|IP address"),
+        ("xn--frontend", "xn--"),
+        ("frontend-s3alias", "-s3alias"),
+        ("ec2-fleet.frontend", "must not hold '.'"),
+        ("ec2-fleet-prod-frontend", ""),
+    ],
+)
+def test_bucket_name_rules(name: str, problem: str) -> None:
+    from ansible_collections.ec2_fleet.fleet.plugins.filter.frontend_input_errors import bucket_name_problem
+
+    found = bucket_name_problem(name)
+    assert (re.search(problem, found) is not None) if problem else found == ""
