@@ -19,9 +19,11 @@ description:
   - 3. C(index.html) itself, with O(index_cache_control): from here on new page loads get the new release;
   - 4. the manifest C(_releases/manifest.json) (the live release, the kept releases, newest first, and each
     one's files);
-  - 5. the files of releases beyond the O(keep_releases) previous ones, unless a kept release still uses them.
+  - 5. the files of the releases older than the newest O(keep_releases) + 1 (in publish order; the live one and
+    every newer one always stay), unless a kept release still uses them.
   - V(rolled_back) republishes the C(index.html) of the release published before the live one (its assets are
-    still in the bucket) and records it as live in the manifest. It fails, changing nothing, when the manifest
+    still in the bucket) and records it as live in the manifest; the release rolled back from keeps its files, and
+    a second rollback goes one release further back. It fails, changing nothing, when the manifest
     holds no earlier release.
   - RV(index_changed) says whether C(index.html) changed, that is whether CloudFront's copy must be
     invalidated (community.aws.cloudfront_invalidation, path C(/index.html) only).
@@ -40,7 +42,8 @@ options:
     type: str
     default: ""
   keep_releases:
-    description: How many releases before the live one keep their files in the bucket.
+    description: How many releases besides the newest keep their files in the bucket (the live release and any
+      newer one always do).
     type: int
     default: 3
   immutable_cache_control:
@@ -252,16 +255,17 @@ def roll_back(module: Any, bucket: Bucket) -> dict:
     target = older[0]
     index = bucket.get(f"_releases/{target}/{INDEX}")
     bucket.put(INDEX, index, module.params["index_cache_control"], "text/html")
-    # The rolled-back release stays in the list (an open page may still load its assets) but after the target.
-    order = [target] + [i for i in ids if i != target]
-    by_id = {r["id"]: r for r in releases}
-    return finish(module, bucket, manifest, [by_id[i] for i in order], target, live, True)
+    # The list stays in publish order: the rolled-back release keeps its files (a page still open on it loads its
+    # assets), and a second rollback goes one release further back.
+    return finish(module, bucket, manifest, releases, target, live, True)
 
 
 def finish(
     module: Any, bucket: Bucket, manifest: dict, releases: list[dict], live: str, previous: str, index_changed: bool
 ) -> dict:
-    keep = releases[: module.params["keep_releases"] + 1]
+    # The newest keep_releases + 1 releases (publish order), and at least up to the live one.
+    ids = [r["id"] for r in releases]
+    keep = releases[: max(module.params["keep_releases"] + 1, ids.index(live) + 1 if live in ids else 0)]
     dropped = releases[len(keep) :]
     still = set().union(*(release_keys(r) for r in keep)) if keep else set()
     doomed = sorted(set().union(*(release_keys(r) for r in dropped)) - still) if dropped else []

@@ -274,7 +274,10 @@ def test_two_deploys_and_a_rollback_under_page_loads(deploy, client, edge, tmp_p
     now_assets = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="assets/")["Contents"]}
     assert not assets_a & now_assets
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key="_releases/manifest.json")["Body"].read())
-    assert len(manifest["releases"]) == 2 and manifest["releases"][1]["id"] != manifest["live"]
+    # Publish order c, b; b live again; c's files kept (pages loaded during c's minutes still load its assets).
+    assert [r["id"] for r in manifest["releases"]][1] == manifest["live"]
+    c_assets = [k for k in manifest["releases"][0]["files"] if k.startswith("assets/")]
+    assert c_assets and set(c_assets) <= now_assets
 
     # One invalidation per run, of /index.html only.
     items = cf.list_invalidations(DistributionId=item["Id"])["InvalidationList"]["Items"]
@@ -283,9 +286,15 @@ def test_two_deploys_and_a_rollback_under_page_loads(deploy, client, edge, tmp_p
         paths = cf.get_invalidation(DistributionId=item["Id"], Id=inv["Id"])["Invalidation"]["InvalidationBatch"]
         assert paths["Paths"]["Items"] in (["/index.html"], ["/probe.html"])
 
+    # keep 1: a is gone, so there is nothing before b to roll back to: refused, nothing changed.
+    again = deploy({"frontend_rollback": True})
+    assert again.rc != 0 and "no release before the live one" in again.output, again.tail()
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key="_releases/manifest.json")["Body"].read()) == manifest
+
     records = [json.loads(p.read_text()) for p in sorted(deploy.audit.glob("frontend-*.json"))]
-    rollback = [r for r in records if r["action"] == "rollback"]
-    assert len(rollback) == 1 and rollback[0]["result"] == "ok"
+    rollback = [r for r in records if r["action"] == "rollback" and r["result"] == "ok"]
+    refused = [r for r in records if r["action"] == "rollback" and r["result"] == "failed"]
+    assert len(rollback) == 1 and len(refused) == 1 and "no release before the live one" in refused[0]["error"]
     assert rollback[0]["to"] == manifest["live"] and rollback[0]["from"] != rollback[0]["to"] and rollback[0]["who"]
 
 
