@@ -266,7 +266,10 @@ def test_two_deploys_and_a_rollback_under_page_loads(deploy, client, edge, tmp_p
         assert r.rc == 0, r.tail()
     failed = sum(f for _, f in loads)
     releases = [rel for rel, _ in loads]
-    print(f"page loads: {len(loads)}, failed asset loads: {failed}, releases seen: {sorted(set(releases))}")
+    print(
+        f"FIGURE frontend deploy under page loads: {len(loads)} page loads (index.html and its assets) through the "
+        f"edge during two deploys and a rollback, {failed} failed asset loads, releases seen {sorted(set(releases))}"
+    )
     assert len(loads) >= 20 and failed == 0
     assert {"b", "c"} <= set(releases) and releases[-1] == "b"
 
@@ -296,6 +299,20 @@ def test_two_deploys_and_a_rollback_under_page_loads(deploy, client, edge, tmp_p
     refused = [r for r in records if r["action"] == "rollback" and r["result"] == "failed"]
     assert len(rollback) == 1 and len(refused) == 1 and "no release before the live one" in refused[0]["error"]
     assert rollback[0]["to"] == manifest["live"] and rollback[0]["from"] != rollback[0]["to"] and rollback[0]["who"]
+
+
+def test_a_domain_with_its_us_east_1_certificate_becomes_the_alias(deploy, client, tmp_path: Path) -> None:
+    ca = keys.ca(tmp_path / "ca")
+    cert, key = keys.server_cert(ca[0], ca[1], tmp_path / "cert", ["app.example.com"], [])
+    arn = client("acm").import_certificate(Certificate=cert.read_bytes(), PrivateKey=key.read_bytes())["CertificateArn"]
+    provisioned = deploy({"frontend_domain": "app.example.com", "frontend_src": ""})
+    assert provisioned.rc == 0, provisioned.tail()
+    cf = client("cloudfront")
+    (item,) = cf.list_distributions()["DistributionList"]["Items"]
+    config = cf.get_distribution_config(Id=item["Id"])["DistributionConfig"]
+    assert config["Aliases"].get("Items") == ["app.example.com"]
+    assert config["ViewerCertificate"]["ACMCertificateArn"] == arn
+    assert config["ViewerCertificate"]["SSLSupportMethod"] == "sni-only"
 
 
 def test_teardown_deletes_the_frontend(run: Callable[..., Run], client: Callable) -> None:
