@@ -320,6 +320,8 @@ def test_teardown_deletes_the_frontend(run: Callable[..., Run], client: Callable
     down = run("playbooks/teardown.yml", {"teardown_confirm": "lab"}, "--tags", "frontend")
     assert down.rc == 0, down.tail()
     nothing_created(client)
+    again = run("playbooks/teardown.yml", {"teardown_confirm": "lab"}, "--tags", "frontend")
+    assert again.rc == 0 and again.recap()["localhost"]["changed"] == 0, again.tail()
 
 
 @pytest.mark.parametrize(
