@@ -1,12 +1,17 @@
 """The lab's database: one PostgreSQL container with the lab's role and database, on every lab network
-at a fixed address with the database alias (the RDS endpoint's name)."""
+at a fixed address with the database alias (the RDS endpoint's name); and its pooler, as Supabase's
+(Supavisor, port 6543): PgBouncer in transaction mode in a container of its own at its own name
+(`pooler.lab.internal:6543`), TLS for clients (a certificate of the lab CA; a client without TLS is
+refused), the database's user and password, a pool of server connections per database and user.
+The database stopped (labctl fault db-stop) leaves the pooler running: its clients connect and get
+an error at once (server_login_retry) until the database is back."""
 
 from __future__ import annotations
 
 import logging
 import shlex
 
-from ec2_fleet_dev.lab import podman
+from ec2_fleet_dev.lab import keys, podman
 from ec2_fleet_dev.lab.config import LABEL, LabConfig
 from ec2_fleet_dev.lab.instances import ROLE
 from ec2_fleet_dev.lab.networks import Networks, service_mac
@@ -22,13 +27,19 @@ class Database:
         self.password = password
         self.networks = networks
         self.attached: set[str] = set()  # vpc ids
+        self.pooler = Pooler(config, password, networks)
 
     @property
     def cname(self) -> str:
         return f"{self.config.name}-db"
 
     def ensure(self, stopped: bool) -> None:
-        """Running and attached to every network; stopped: labctl fault db-stop (data kept, left stopped)."""
+        """Running and attached to every network; stopped: labctl fault db-stop (data kept, left stopped).
+        The pooler runs in either case (it is not the database)."""
+        self._ensure_database(stopped)
+        self.pooler.ensure()
+
+    def _ensure_database(self, stopped: bool) -> None:
         cname = self.cname
         c = podman.containers(self.config.name).get(cname)
         if stopped:
@@ -65,6 +76,7 @@ class Database:
                 podman.podman("network", "disconnect", "-f", network, self.cname, check=False)
             else:
                 podman.remove_container(self.cname)
+        self.pooler.leave(vpc, network)
 
     def _stop(self, cname: str) -> None:
         """A clean, fast shutdown (sessions ended, everything committed kept), then the container exits."""
@@ -127,4 +139,115 @@ exec su postgres -s /bin/sh -c "exec $BIN/postgres -D $DATA -c listen_addresses=
             c.services_image,
             "sh",
             "/lab/start.sh",
+        )
+
+
+# The pooler's settings. Transaction mode: a server connection is a client's for one transaction only
+# (as Supavisor on 6543): prepared statements and session state do not survive between transactions.
+# server_login_retry 1 s: while the database is down, clients get "server login has been failing" at
+# once instead of waiting for a server connection; short DNS TTLs: the database's name comes back
+# with it (podman's DNS drops a stopped container's names).
+PGBOUNCER_INI = """[databases]
+{db_name} = host={db_alias} port=5432 dbname={db_name}
+
+[pgbouncer]
+listen_addr = *
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = /run/pooler/userlist.txt
+stats_users = {db_user}
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_client_conn = 500
+server_login_retry = 1
+server_connect_timeout = 3
+dns_max_ttl = 2
+dns_nxdomain_ttl = 1
+client_tls_sslmode = require
+client_tls_cert_file = /run/pooler/server.crt
+client_tls_key_file = /run/pooler/server.key
+client_tls_protocols = tlsv1.2,tlsv1.3
+log_connections = 0
+log_disconnections = 0
+"""
+
+
+def pooler_url(config: LabConfig, password: str, ca_path: str) -> str:
+    """The URL the hosts use (with the password: a secret), TLS verified against the lab CA at ca_path."""
+    c = config
+    return (f"postgresql://{c.db_user}:{password}@{c.pooler_alias}:{c.pooler_port}/{c.db_name}"
+            f"?sslmode=verify-full&sslrootcert={ca_path}")
+
+
+class Pooler:
+    """The PgBouncer container in front of the database, on every network the database is on."""
+
+    def __init__(self, config: LabConfig, password: str, networks: Networks) -> None:
+        self.config = config
+        self.password = password
+        self.networks = networks
+        self.attached: set[str] = set()  # vpc ids
+
+    @property
+    def cname(self) -> str:
+        return f"{self.config.name}-pooler"
+
+    def ensure(self) -> None:
+        cname = self.cname
+        c = podman.containers(self.config.name).get(cname)
+        if c is not None and c.state != "running":
+            podman.remove_container(cname)
+            self.attached.clear()
+            c = None
+        for vpc, network in sorted(self.networks.by_vpc.items()):
+            if vpc in self.attached:
+                continue
+            ip = self.networks.service_ip(vpc, cname)
+            if c is None:
+                self._start(cname, network.name, ip)
+                c = podman.Container(cname, "running", {})
+            else:
+                podman.podman("network", "connect", "--ip", ip, "--alias", self.config.pooler_alias, network.name,
+                              cname)
+            self.attached.add(vpc)
+            log.info("Pooler %s on %s at %s (%s:%d, PgBouncer transaction mode)", cname, network.name, ip,
+                     self.config.pooler_alias, self.config.pooler_port)
+
+    def leave(self, vpc: str, network: str) -> None:
+        if vpc in self.attached:
+            self.attached.discard(vpc)
+            if self.attached:
+                podman.podman("network", "disconnect", "-f", network, self.cname, check=False)
+            else:
+                podman.remove_container(self.cname)
+
+    def _start(self, cname: str, network: str, ip: str) -> None:
+        c = self.config
+        directory = c.state_dir / "pooler"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ca_cert, ca_key = keys.ca(c.state_dir / "tls")
+        keys.server_cert(ca_cert, ca_key, directory / "tls", [c.pooler_alias, "localhost"], ["127.0.0.1"])
+        (directory / "userlist.txt").write_text(f'"{c.db_user}" "{self.password}"\n')
+        (directory / "userlist.txt").chmod(0o600)
+        (directory / "pgbouncer.ini").write_text(
+            PGBOUNCER_INI.format(db_name=c.db_name, db_alias=c.db_alias, port=c.pooler_port, db_user=c.db_user,
+                                 pool_size=c.pooler_pool_size)
+        )
+        (directory / "start.sh").write_text(
+            """#!/bin/sh
+# Generated by the ec2-fleet lab: PgBouncer as the database's pooler, run as postgres (it refuses root).
+set -eu
+install -d -o postgres -g postgres -m 0700 /run/pooler
+install -o postgres -m 0600 /lab/pgbouncer.ini /lab/userlist.txt /lab/tls/server.crt /lab/tls/server.key /run/pooler/
+exec su postgres -s /bin/sh -c "exec pgbouncer /run/pooler/pgbouncer.ini"
+"""
+        )
+        podman.podman(
+            "run", "-d", "--name", cname,
+            "--label", f"{LABEL}={c.name}", "--label", f"{ROLE}=pooler",
+            "--network", network, "--ip", ip, "--mac-address", service_mac(ip),
+            "--network-alias", c.pooler_alias,
+            "-v", f"{directory}:/lab:ro",
+            c.services_image, "sh", "/lab/start.sh",
         )

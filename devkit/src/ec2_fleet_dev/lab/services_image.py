@@ -1,7 +1,8 @@
-"""The image of the lab's Redis and PostgreSQL containers: the test host image plus Debian's
-redis-server and postgresql, built once (apt over http inside a container, then podman commit)
-and reused while its tag exists and it was built from the host image as it is now (the label
-ec2-fleet.base holds that image's id: a rebuilt host image rebuilds this one)."""
+"""The image of the lab's Redis, PostgreSQL and pooler containers: the test host image plus Debian's
+PACKAGES, built once (apt over http inside a container, then podman commit) and reused while its tag
+exists, it was built from the host image as it is now (the label ec2-fleet.base holds that image's
+id: a rebuilt host image rebuilds this one) and with the packages listed now (the label
+ec2-fleet.packages: a package added here rebuilds it)."""
 
 from __future__ import annotations
 
@@ -13,32 +14,39 @@ from ec2_fleet_dev.lab.config import LABEL, LabConfig
 
 log = logging.getLogger(__name__)
 
-INSTALL = """set -eu
+PACKAGES = ("redis-server", "postgresql", "pgbouncer")
+INSTALL = f"""set -eu
 printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
 apt-get update -q
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server postgresql
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {" ".join(PACKAGES)}
 rm -f /usr/sbin/policy-rc.d
 apt-get clean && rm -rf /var/lib/apt/lists/*
 """
 
 
 BASE_LABEL = "ec2-fleet.base"
+PACKAGES_LABEL = "ec2-fleet.packages"
+
+
+def _label(image: str, label: str) -> str:
+    return podman.podman("image", "inspect", "--format", f'{{{{ index .Labels "{label}" }}}}', image).strip()
 
 
 def ensure(config: LabConfig) -> None:
     if not podman.image_exists(config.host_image):
         raise RuntimeError(f"the host image {config.host_image} is missing: run `make image` first")
     base = podman.podman("image", "inspect", "--format", "{{.Id}}", config.host_image).strip()
+    packages = ",".join(PACKAGES)
     if podman.image_exists(config.services_image):
-        built_on = podman.podman(
-            "image", "inspect", "--format", f'{{{{ index .Labels "{BASE_LABEL}" }}}}', config.services_image
-        ).strip()
-        if built_on == base:
+        built_on = _label(config.services_image, BASE_LABEL)
+        built_with = _label(config.services_image, PACKAGES_LABEL)
+        if built_on == base and built_with == packages:
             return
-        log.info("%s was built on another host image: rebuilding it", config.services_image)
+        why = "another host image" if built_on != base else f"other packages ({built_with or 'unlabelled'})"
+        log.info("%s was built with %s: rebuilding it", config.services_image, why)
     name = f"{config.name}-imagebuild"
     started = time.monotonic()
-    log.info("Building %s from %s (apt: redis-server, postgresql)", config.services_image, config.host_image)
+    log.info("Building %s from %s (apt: %s)", config.services_image, config.host_image, packages)
     podman.remove_container(name)
     try:
         podman.podman(
@@ -46,7 +54,8 @@ def ensure(config: LabConfig) -> None:
         )
         podman.podman("exec", name, "sh", "-c", INSTALL, timeout=900)
         podman.podman(
-            "commit", "-q", "--change", f"LABEL {BASE_LABEL}={base}", name, config.services_image, timeout=300
+            "commit", "-q", "--change", f"LABEL {BASE_LABEL}={base}", "--change", f"LABEL {PACKAGES_LABEL}={packages}",
+            name, config.services_image, timeout=300,
         )
     finally:
         podman.remove_container(name)
