@@ -334,3 +334,28 @@ def test_database_stopped_behind_the_pooler_answers_quickly_then_recovers(
         if bouncer is not None:
             bouncer.stop()
         private.stop()
+
+
+def test_the_service_under_concurrent_requests_through_the_pooler(
+    launch: Any, pooler: PgBouncer, postgres: PostgresServer, redis_server: Any
+) -> None:
+    """Many requests at once (writes, and reads of new orders: cache misses) through a pool of 2 server
+    connections: every one answered, none slower than the database timeout."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = app_env(postgres, redis_server.url, WEB_CONCURRENCY="2", DB_TIMEOUT_SECONDS="3",
+                  DATABASE_URL=pooler.url())
+    app: AppProcess = launch(env)
+
+    def one(n: int) -> tuple[int, float]:
+        started = time.monotonic()
+        reply = app.send("POST", "/orders", new_order(customer=f"burst-{n}"), timeout=15)
+        if reply.status != 201:
+            return reply.status, time.monotonic() - started
+        read = app.get(f"/orders/{reply.json()['id']}", timeout=15)
+        return read.status, time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(one, range(240)))
+    assert [s for s, _ in results if s != 200] == [], results
+    assert max(t for _, t in results) < 3.0, sorted(t for _, t in results)[-5:]
