@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "action", nargs="?", choices=faults.ACTIONS,
         help="fault: stop/start Redis or PostgreSQL, fail Redis over to a new primary at a new address, "
+        "stop/start the internet Redis (ext-redis-stop|ext-redis-start), "
         "or kill an instance's container for good (instance-kill ID)",
     )
     parser.add_argument("target", nargs="?", help="fault instance-kill: the instance id")
@@ -136,6 +137,10 @@ def down(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
         if not state.stop_pid(pid, 90):
             print(f"labctl: pid {pid} did not stop", file=sys.stderr)
     removed = state.cleanup(config, keep_logs=True)  # whatever a killed controller left behind
+    from ec2_fleet_dev.lab import internet
+
+    if internet.remove_firewall(config.name):
+        removed.append(f"nftables table inet {internet.table_name(config.name)}")
     for item in removed:
         print(f"removed {item}")
     print("lab is down")
@@ -172,8 +177,17 @@ def status(config: lab_config.LabConfig, args: argparse.Namespace) -> int:
     for b in data.get("bastions", []):
         print(f"Bastion: {b['id']} at {b['ip']} ({b['container']}); the only instance this host may SSH to")
     print(f"Database: {data['db']['alias']}:5432 ({data['db']['state']}); URL in SSM {config.ssm_prefix}/database_url")
+    pooler = data.get("pooler") or {}
+    if pooler:
+        print(f"Pooler: {pooler['alias']}:{pooler['port']} (PgBouncer, transaction mode, TLS; {pooler['state']}); "
+              f"URL in SSM {config.ssm_prefix}/database_pooler_url")
+    ext = data.get("external_redis") or {}
+    if ext:
+        print(f"Internet Redis: {ext['endpoint']} at {ext['ip']} ({ext['state']}); URL with its password: "
+              "external_redis_url of `up --json`")
     wanted = data.get("faults") or {}
-    held = [what for what, key in (("Redis stopped", "redis_stopped"), ("database stopped", "db_stopped"))
+    held = [what for what, key in (("Redis stopped", "redis_stopped"), ("database stopped", "db_stopped"),
+                                   ("internet Redis stopped", "ext_redis_stopped"))
             if wanted.get(key)]
     if held or wanted.get("redis_generation"):
         print(f"Faults (labctl.py fault): {', '.join(held) or 'none held'}; "

@@ -17,12 +17,17 @@ from typing import Any
 import boto3
 import moto
 
-from ec2_fleet_dev.lab import keys, moto_lab, podman, services_image, state
+from ec2_fleet_dev.lab import faults, keys, moto_lab, podman, services_image, state
 from ec2_fleet_dev.lab.balancer import Balancer
 from ec2_fleet_dev.lab.config import LabConfig
+from ec2_fleet_dev.lab.database import pooler_url as database_pooler_url
+from ec2_fleet_dev.lab.edge import Edge
 from ec2_fleet_dev.lab.fleet import Fleet
+from ec2_fleet_dev.lab.internet import NAME as EXTERNAL_REDIS_NAME
+from ec2_fleet_dev.lab.internet import InternetRedis
 
 log = logging.getLogger(__name__)
+POOLER_CA_ON_HOSTS = "/usr/local/share/ca-certificates/ec2-fleet-cache-ca.crt"
 
 
 def clients(config: LabConfig) -> dict[str, Any]:
@@ -50,6 +55,8 @@ class Controller:
         self.stop_event = threading.Event()
         self.balancer = Balancer(config, self.paths.root / "haproxy" / "lb.pem")
         self.fleet: Fleet | None = None
+        self.internet: InternetRedis | None = None
+        self.edge: Edge | None = None
         self.threads: list[threading.Thread] = []
 
     def run(self) -> int:
@@ -87,10 +94,14 @@ class Controller:
             except Exception:
                 time.sleep(0.1)
         db_url = f"postgresql://{c.db_user}:{db_password}@{c.db_alias}:5432/{c.db_name}"
+        # The database through its pooler (database.py), TLS verified against the lab CA as site.yml
+        # installs it on the hosts (playbooks/vars/fleet_app.yml, __fleet_redis_ca_path).
+        pooler_url = database_pooler_url(c, db_password, POOLER_CA_ON_HOSTS)
         certificate_arn = self._lb_certificate(aws["acm"], ca)
         parameters = {
             f"{c.ssm_prefix}/ubuntu-ami-id": ("String", ubuntu_ami()),
             f"{c.ssm_prefix}/database_url": ("SecureString", db_url),
+            f"{c.ssm_prefix}/database_pooler_url": ("SecureString", pooler_url),
             f"{c.ssm_prefix}/alb-certificate-arn": ("String", certificate_arn),
         }
         for name, (kind, value) in parameters.items():
@@ -98,11 +109,18 @@ class Controller:
         log.info("moto at %s (SSM: %s)", c.moto_url, ", ".join(parameters))
         services_image.ensure(c)
         self.balancer.start()
+        self.edge = self._start_edge(ca)
+        # The internet Redis before the first instance: every instance gets its name in /etc/hosts.
+        self.internet = InternetRedis(c, ca)
+        external = self.internet.start()
         self.fleet = Fleet(c, aws, ca, db_password)
+        self.fleet.extra_hosts[EXTERNAL_REDIS_NAME] = external.ip
         self._loop("fleet", c.reconcile_seconds, self._reconcile)
         self._loop(
             "balancer", c.balancer_seconds, lambda: self.balancer.sync(self.fleet.instance_ips if self.fleet else {})
         )
+        internet = self.internet
+        self._loop("internet", c.reconcile_seconds, lambda: internet.ensure(faults.read(c.state_dir).ext_redis_stopped))
         endpoints = {
             "pid": os.getpid(),
             "name": c.name,
@@ -110,6 +128,7 @@ class Controller:
             "region": c.region,
             "lb_url": c.lb_url,
             "lb_http_url": c.lb_http_url,
+            "edge_url": self.edge.url,
             "lb_ca_file": str(ca[0]),
             "lb_certificate_arn": certificate_arn,
             "registration_delay": c.registration_delay,
@@ -119,10 +138,32 @@ class Controller:
             "ssh_public_key_file": f"{ssh_key}.pub",
             "ssm_parameters": sorted(parameters),
             "db_alias": c.db_alias,
+            # The pooler (PgBouncer, transaction mode): its URL without the password (in SSM, with it).
+            "db_pooler_url": pooler_url.replace(f":{db_password}@", "@"),
+            "db_pooler_url_ssm_parameter": f"{c.ssm_prefix}/database_pooler_url",
+            # A managed Redis outside the VPC (Upstash, Redis Cloud): its URL carries the password.
+            "external_redis_url": external.url,
+            "external_redis_ca_file": external.ca_file,
+            "external_redis_ip": external.ip,
             "log": str(p.log),
         }
         state.write_json(p.endpoints, endpoints)
-        log.info("Lab ready in %.1f s: %s", time.monotonic() - started, json.dumps(endpoints))
+        shown = {**endpoints, "external_redis_url": external.url.replace(f":{self.internet.password}@", ":***@")}
+        log.info("Lab ready in %.1f s: %s", time.monotonic() - started, json.dumps(shown))
+
+    def _start_edge(self, ca: tuple[Path, Path]) -> Edge:
+        """The CloudFront edge (edge.py) on EC2_FLEET_LAB_EDGE_PORT, its certificate from the lab CA; on a port
+        taken (another lab), a free one: `edge_url` says which."""
+        c = self.config
+        cert, key = keys.server_cert(ca[0], ca[1], self.paths.root / "tls" / "edge", ["localhost"], ["127.0.0.1"])
+        edge = Edge(c.lb_host, c.edge_port, cert, key, environment=c.environment)
+        try:
+            edge.start()
+        except OSError as exc:
+            log.warning("Edge port %d: %s; taking a free port", c.edge_port, exc)
+            edge = Edge(c.lb_host, 0, cert, key, environment=c.environment)
+            edge.start()
+        return edge
 
     def _lb_certificate(self, acm: Any, ca: tuple[Path, Path]) -> str:
         """The load balancer's certificate, signed by the lab CA for 127.0.0.1, localhost and any ALB DNS
@@ -201,10 +242,20 @@ class Controller:
             "bastions": bastions,
             "redis": redis,
             "db": {"alias": self.config.db_alias, "state": db.state if db else "absent", "ips": db_ips},
+            "pooler": self._pooler_status(containers),
+            "external_redis": dict(self.internet.status) if self.internet else {},
             "faults": asdict(self.fleet.faults),
             "errors": dict(self.fleet.errors),
             "updated": time.time(),
         }
+
+    def _pooler_status(self, containers: dict[str, podman.Container]) -> dict[str, Any]:
+        assert self.fleet is not None
+        name = self.fleet.database.pooler.cname
+        pooler = containers.get(name)
+        ips = sorted(ip for (_, cname), ip in self.fleet.service_ips.items() if cname == name)
+        return {"alias": self.config.pooler_alias, "port": self.config.pooler_port,
+                "state": pooler.state if pooler else "absent", "ips": ips}
 
     def _shutdown(self) -> None:
         log.info("Stopping the lab: containers, networks, IMDS, HAProxy")
@@ -216,5 +267,9 @@ class Controller:
                 self.fleet.teardown()
         finally:
             self.balancer.stop()
+            if self.edge:
+                self.edge.stop()
+            if self.internet:
+                self.internet.stop()
             state.cleanup(self.config, keep_logs=True)
             log.info("Lab stopped")

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-ACTIONS = ("redis-stop", "redis-start", "redis-failover", "db-stop", "db-start", "instance-kill")
+ACTIONS = ("redis-stop", "redis-start", "redis-failover", "db-stop", "db-start", "instance-kill", "ext-redis-stop",
+           "ext-redis-start")
 # Actions that name an instance id.
 TARGETED = ("instance-kill",)
 DB_PORT = 5432
@@ -32,6 +33,8 @@ class Faults:
     # Instances whose container was killed and stays dead: EC2 still calls them running (as a
     # host that crashed or froze), so their targets fail the load balancer's health checks.
     killed_instances: tuple[str, ...] = ()
+    # The internet Redis (internet.py: a managed Redis outside the VPC) stopped, and left stopped.
+    ext_redis_stopped: bool = False
 
 
 def path(state_dir: Path) -> Path:
@@ -68,6 +71,8 @@ def change(faults: Faults, action: str, target: str | None = None) -> Faults:
         return replace(faults, redis_stopped=False, redis_generation=faults.redis_generation + 1)
     if action == "db-stop":
         return replace(faults, db_stopped=True)
+    if action in ("ext-redis-stop", "ext-redis-start"):
+        return replace(faults, ext_redis_stopped=action == "ext-redis-stop")
     if action == "db-start":
         return replace(faults, db_stopped=False)
     raise ValueError(f"unknown fault action {action!r}: one of {', '.join(ACTIONS)}")
@@ -87,6 +92,16 @@ def applied(status: dict, action: str, wanted: Faults, target: str | None = None
         row = next((i for i in status.get("instances") or [] if i["id"] == target), None)
         dead = row is not None and row["container"] != "running"
         return f"instance {target}: container killed ({row['container'] if row else '?'}), left dead" if dead else None
+    if action in ("ext-redis-stop", "ext-redis-start"):
+        ext = status.get("external_redis") or {}
+        if not ext:
+            return None
+        answers = port_open(ext["ip"], ext["port"])
+        if action == "ext-redis-stop":
+            done = ext["state"] != "running" and not answers
+            return f"internet Redis {ext['endpoint']} stopped (does not answer)" if done else None
+        done = ext["state"] == "running" and answers
+        return f"internet Redis {ext['endpoint']} running again at {ext['ip']}" if done else None
     redis = status.get("redis") or []
     db = status.get("db") or {}
     db_ips = db.get("ips") or []

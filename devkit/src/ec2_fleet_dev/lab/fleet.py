@@ -15,6 +15,7 @@ from ec2_fleet_dev.lab.cache import RedisGroups, cache_groups
 from ec2_fleet_dev.lab.config import LABEL, LabConfig
 from ec2_fleet_dev.lab.database import Database
 from ec2_fleet_dev.lab.instances import ROLE, Instance, create_instance, lab_instances
+from ec2_fleet_dev.lab.internet import add_hosts_entry
 from ec2_fleet_dev.lab.networks import Network, Networks
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class Fleet:
         self.database = Database(config, db_password, self.net)
         self._warned: dict[str, float] = {}
         self._firewall: firewall.Firewall | None = None
+        # Names every new instance gets in /etc/hosts (the internet Redis), as its DNS would answer them.
+        self.extra_hosts: dict[str, str] = {}
 
     @property
     def lab(self) -> str:
@@ -128,6 +131,8 @@ class Fleet:
                 podman.remove_container(cname)
             if self._guard(f"instance {inst.id}", create_instance, self.config, inst, self.networks[inst.vpc_id].name):
                 running[inst.id] = inst
+                for name, ip in self.extra_hosts.items():
+                    self._guard(f"instance {inst.id} /etc/hosts", add_hosts_entry, cname, ip, name)
         for cname, c in actual.items():
             if c.labels.get(ROLE) == "instance" and c.labels.get(f"{LABEL}.instance-id") not in running:
                 log.info("Instance %s is no longer running: removing %s", c.labels.get(f"{LABEL}.instance-id"), cname)
