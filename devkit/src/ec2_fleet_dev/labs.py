@@ -43,6 +43,8 @@ def lab_env(
         "EC2_FLEET_LAB_MOTO_PORT": str(moto_port),
         "EC2_FLEET_LAB_LB_PORT": str(free_port()),
         "EC2_FLEET_LAB_LB_HTTPS_PORT": str(free_port()),
+        # The CloudFront edge (inventories/lab reads it too: the frontend's origin, CORS_ALLOW_ORIGINS).
+        "EC2_FLEET_LAB_EDGE_PORT": str(free_port()),
     }
     if net is not None:
         env["EC2_FLEET_LAB_NET"] = net
