@@ -359,3 +359,22 @@ def test_the_service_under_concurrent_requests_through_the_pooler(
         results = list(pool.map(one, range(240)))
     assert [s for s, _ in results if s != 200] == [], results
     assert max(t for _, t in results) < 3.0, sorted(t for _, t in results)[-5:]
+
+
+def test_a_burst_waits_for_the_workers_connections_instead_of_opening_more(pooler: PgBouncer) -> None:
+    """30 statements at once on a worker with DB_POOL_SIZE 2: 2 connections to the pooler, not 30 (each one a
+    TLS handshake and a SCRAM login, and one of the pooler's client connections)."""
+
+    async def main() -> tuple[int, int]:
+        db = Database(pooler.url(), timeout=5, pool_size=2)
+        try:
+            order = await db.create_order({"customer": "burst", "items": [], "amount_cents": 1,
+                                           "currency": "USD", "status": "new"})
+            rows = await asyncio.gather(*(db.get_order(order["id"]) for _ in range(30)))
+            assert all(r is not None and r["id"] == order["id"] for r in rows)
+            return db.stats.connections_opened, db.stats.errors
+        finally:
+            await db.close()
+
+    opened, errors = run(main())
+    assert (opened, errors) == (2, 0)

@@ -74,6 +74,10 @@ class Database:
         self._timeout = timeout
         self._pool_size = pool_size
         self._idle: list[_Idle] = []
+        # At most pool_size connections per worker (at least 1): a burst waits for a free one (within the
+        # timeout) instead of opening more, so a host never holds more than instances x workers x
+        # pool_size connections, and a pooler's TLS + SCRAM login is not paid again for every request.
+        self._slots = asyncio.Semaphore(max(1, pool_size))
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
         self.stats = DbStats()
@@ -101,6 +105,11 @@ class Database:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self._slots, self._pooled() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _pooled(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         conn = None
         while self._idle:
             idle = self._idle.pop()
@@ -244,19 +253,30 @@ async def _within(coro: Awaitable[T], timeout: float) -> T:
     task = asyncio.ensure_future(coro)
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
-        if done:
-            return task.result()
-        for _ in range(2):
-            task.cancel()
-            done, _ = await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
-            if done:
-                break
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved: the timeout is the answer
-        raise asyncio.TimeoutError
-    except asyncio.CancelledError:
-        task.cancel()
+    except asyncio.CancelledError:  # the caller gave up first (e.g. /ready's own bound): stop it all the same
+        stopping = asyncio.ensure_future(_stop(task))
+        _STOPPING.add(stopping)
+        stopping.add_done_callback(_STOPPING.discard)
         raise
+    if done:
+        return task.result()
+    await _stop(task)
+    raise asyncio.TimeoutError
+
+
+_STOPPING: set[asyncio.Future[None]] = set()
+
+
+async def _stop(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` (psycopg asks the server to cancel the statement), then again after the grace (psycopg
+    closes the connection); its result or error, if it finished meanwhile, is dropped."""
+    for _ in range(2):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
+        if done:
+            break
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: the timeout is the answer
 
 
 async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
