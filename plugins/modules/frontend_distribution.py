@@ -18,7 +18,7 @@ description:
     headers or query strings in the cache key (as the managed CachingOptimized policy) with the TTLs given.
   - With O(aliases) and O(certificate_arn) (an ACM certificate in us-east-1) it serves those names with SNI and
     TLS 1.2 at least; without, the distribution's own C(*.cloudfront.net) name and certificate.
-  - Only the settings above are compared: a second run with the same inputs changes nothing. Check mode
+  - Only the settings above are compared, so a second run with the same inputs changes nothing. Check mode
     reports what would change; C(--diff) shows the compared settings.
   - V(absent) disables the distribution, and deletes it once it is disabled and deployed (with O(wait)).
   - In the collection's action group C(ec2_fleet.fleet.aws).
