@@ -2,19 +2,18 @@
 the lab's edge, calling the fleet through the lab's load balancer.
 
 On the session's converged lab: the build for the load balancer's HTTPS URL (tools/build-frontend.sh);
-frontend.yml publishes it; site.yml --tags app gives the API its CORS origin (the edge's origin as
-CORS_ALLOW_ORIGINS in app_env, as docs/frontend.md tells an operator: the fleet's own vars do not pass
-fleet_frontend_origin to the app yet); then headless Chromium, trusting the lab CA as a user's machine
-would, loads the page from the edge, creates an order through the load balancer and sees it, with the host
-that served it. The screenshot is docs/img/frontend.png (the README shows it). A finalizer runs site.yml
---tags app again (the app's environment as the fleet's vars make it) and checks the fleet serves the
-release it served. The frontend's bucket and distribution stay, as after a deploy.
+frontend.yml publishes it; the API already allows the edge's origin (CORS_ALLOW_ORIGINS from
+fleet_frontend_origin, which playbooks/vars/fleet_app.yml gives the app role since the first site.yml);
+then headless Chromium, trusting the lab CA as a user's machine would, loads the page from the edge,
+creates an order through the load balancer and sees it, with the host that served it. The screenshot is
+.cache/test-reports/frontend.png (a run's copy is docs/img/frontend.png, which the README shows). A
+finalizer checks the fleet serves the release it served. The frontend's bucket and distribution stay, as
+after a deploy.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
 import subprocess
 import time
@@ -23,7 +22,6 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from ec2_fleet_dev.browser import Browser
 from ec2_fleet_dev.lbhttp import http, lab_instance_ids
@@ -32,7 +30,7 @@ from ec2_fleet_dev.plays import ROOT
 pytestmark = pytest.mark.fleet
 
 BUILD = ROOT / "tools" / "build-frontend.sh"
-SCREENSHOT = ROOT / "docs" / "img" / "frontend.png"
+SCREENSHOT = ROOT / ".cache" / "test-reports" / "frontend.png"
 
 
 def figure(text: str) -> None:
@@ -64,12 +62,6 @@ def preflight(lb_url: str, origin: str, ca_file: str) -> tuple[int, dict[str, st
         return err.code, {k.lower(): v for k, v in err.headers.items()}
 
 
-def cors_app_env(fleet) -> dict[str, str]:
-    """app_env as playbooks/vars/fleet_app.yml makes it in the lab (the Redis CA), plus the edge's origin."""
-    fleet_vars = yaml.safe_load((ROOT / "playbooks" / "vars" / "fleet_app.yml").read_text())
-    return {"REDIS_CA_FILE": fleet_vars["__fleet_redis_ca_path"], "CORS_ALLOW_ORIGINS": origin_of(edge_url(fleet))}
-
-
 def releases(lb_url: str) -> set[str]:
     """The versions the fleet serves through the load balancer (a bounded loop of /version)."""
     seen = set()
@@ -82,7 +74,7 @@ def releases(lb_url: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def published(converged, tmp_path_factory):
-    """The build published and the API's CORS applied; the finalizer checks the fleet serves what it served."""
+    """The build published; the finalizer checks the fleet serves what it served."""
     fleet = converged
     lb_url = fleet.endpoints["lb_url"].rstrip("/")
     before = releases(lb_url)
@@ -99,16 +91,8 @@ def published(converged, tmp_path_factory):
         publish = fleet.play("frontend", extra={"frontend_src": str(dist)})
         timings["frontend.yml"] = time.monotonic() - started
         assert publish.rc == 0, f"frontend.yml failed:\n{publish.output[-4000:]}"
-
-        started = time.monotonic()
-        app = fleet.play("site", "--tags", "app", extra={"app_env": cors_app_env(fleet)})
-        timings["site.yml --tags app"] = time.monotonic() - started
-        assert app.rc == 0, f"site.yml --tags app failed:\n{app.output[-4000:]}"
         yield fleet, json.loads((dist / "build.json").read_text()), timings
     finally:
-        # The app's environment as the fleet's vars make it (the next tests' fleet), then the check.
-        restore = fleet.play("site", "--tags", "app")
-        assert restore.rc == 0, f"site.yml --tags app (restore) failed:\n{restore.output[-4000:]}"
         after = releases(lb_url)
         assert after == before, f"the fleet served {before} before the frontend test and {after} after it"
 
@@ -142,15 +126,13 @@ def test_the_page_from_the_edge_creates_an_order_through_the_load_balancer(publi
         assert page.console_errors == [], page.console_errors
         status, _, stored = http(f"{lb_url}/orders/{page.order['id']}")
         assert (status, stored["customer"], stored["amount_cents"]) == (200, "lab-browser", 3998)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         browser.screenshot(SCREENSHOT)
         # A deep link is the SPA's page too (the distribution's error response for a missing key).
         deep = browser.open(f"{site}/orders/{page.order['id']}")
         assert "New order" in deep.text and deep.console_errors == [], deep
     assert SCREENSHOT.stat().st_size > 10_000
-    artifacts = ROOT / "artifacts" / "frontend"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SCREENSHOT, artifacts / "frontend-lab.png")
-    figure(f"frontend in the lab: build {timings['build']:.1f} s, frontend.yml {timings['frontend.yml']:.1f} s, "
-           f"site.yml --tags app {timings['site.yml --tags app']:.1f} s; the browser created order "
+    figure(f"frontend in the lab: build {timings['build']:.1f} s, frontend.yml {timings['frontend.yml']:.1f} s; "
+           f"the browser created order "
            f"{page.order['id']} through the load balancer and showed it {page.seconds} s after the click "
            f"(served by {page.order['served-by']} of {len(instances)} hosts)")
