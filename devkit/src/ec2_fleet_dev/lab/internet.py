@@ -20,6 +20,7 @@ import hashlib
 import ipaddress
 import logging
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 NAME = "ext-redis.lab.example"  # RFC 2606: .example never resolves on the real internet
 PORT = 16380  # a high port, as Redis Cloud gives each database its own
 USER = "default"
+CHECK_SECONDS = 10.0  # how often the controller looks at the container when no fault changed
 RANGE = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544: benchmarking, never routed on the internet
 
 
@@ -96,6 +98,8 @@ class InternetRedis:
         self.subnet = ""
         self.ip = ""
         self.status: dict[str, Any] = {}
+        self._wanted: bool | None = None  # the fault state last applied
+        self._checked = 0.0  # monotonic time of the last look at the container
 
     @property
     def network(self) -> str:
@@ -167,7 +171,12 @@ class InternetRedis:
 
     def ensure(self, stopped: bool) -> None:
         """Running, or stopped (labctl fault ext-redis-stop) and left stopped; start again keeps the container
-        (an empty Redis: it saves nothing, as a restarted cache node)."""
+        (an empty Redis: it saves nothing, as a restarted cache node). Asks podman at once when the wanted
+        state changed, else every CHECK_SECONDS (a podman call costs CPU that the lab's hosts need)."""
+        now = time.monotonic()
+        if stopped == self._wanted and now - self._checked < CHECK_SECONDS:
+            return
+        self._wanted, self._checked = stopped, now
         c = podman.containers(self.config.name).get(self.container)
         state = c.state if c else "absent"
         if stopped and state == "running":
