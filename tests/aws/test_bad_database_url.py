@@ -38,8 +38,9 @@ def _assert_refused_naming(result: Run, source: str, before: dict, after: dict) 
 def test_the_direct_supabase_host_in_the_vault_is_refused_before_any_change(
     fresh: dict, client: Callable, run: Callable[..., Run], playbook: str
 ) -> None:
-    result = run(f"playbooks/{playbook}.yml",
-                 {"fleet_database_url_ssm_parameter": "", "vault_fleet_database_url": DIRECT})
+    result = run(
+        f"playbooks/{playbook}.yml", {"fleet_database_url_ssm_parameter": "", "vault_fleet_database_url": DIRECT}
+    )
     _assert_refused_naming(result, "vault_fleet_database_url", fresh, snapshot(client))
 
 
@@ -49,10 +50,14 @@ def test_the_direct_supabase_host_in_ssm_is_refused_before_any_host_changes(
     client("ssm").put_parameter(Name=SSM_PARAMETER, Value=DIRECT, Type="SecureString", Overwrite=True)
     # The cache site.yml finds before it reads the URL (as provision.yml leaves it).
     client("elasticache").create_replication_group(
-        ReplicationGroupId="ec2-fleet-lab", ReplicationGroupDescription="the lab's cache", Engine="redis",
-        CacheNodeType="cache.t4g.small", NumCacheClusters=1,
+        ReplicationGroupId="ec2-fleet-lab",
+        ReplicationGroupDescription="the lab's cache",
+        Engine="redis",
+        CacheNodeType="cache.t4g.small",
+        NumCacheClusters=1,
     )
     before = snapshot(client)
     result = run("playbooks/site.yml", {})
-    _assert_refused_naming(result, f"the SSM parameter {SSM_PARAMETER} (fleet_database_url_ssm_parameter)",
-                           before, snapshot(client))
+    _assert_refused_naming(
+        result, f"the SSM parameter {SSM_PARAMETER} (fleet_database_url_ssm_parameter)", before, snapshot(client)
+    )
