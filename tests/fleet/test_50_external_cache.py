@@ -133,6 +133,20 @@ def _cached_on(fleet, store, other) -> bool:
         return False
 
 
+def cached_across_hosts_within(fleet, store, other, timeout: float) -> tuple[int, float]:
+    """assert_cached_across_hosts, tried again for at most `timeout` s (the workers restarted by site.yml
+    connect to the new Redis on their first request: on a busy machine the first TLS handshakes may pass the
+    app's 0.5 s Redis timeout, and its breaker then skips Redis for 2 s); (order id, seconds it took)."""
+    started = time.monotonic()
+    while True:
+        try:
+            return assert_cached_across_hosts(fleet, store(fleet), other(fleet)), time.monotonic() - started
+        except AssertionError:
+            if time.monotonic() - started > timeout:
+                raise
+            time.sleep(2)
+
+
 def test_the_fleet_caches_on_the_external_redis_across_hosts_without_elasticache(on_external: OnExternal):
     fleet, run = on_external.fleet, on_external.run
     password = urlsplit(fleet.endpoints["external_redis_url"]).password
@@ -142,19 +156,22 @@ def test_the_fleet_caches_on_the_external_redis_across_hosts_without_elasticache
     assert "Manage replication group" not in run.output and "Publish the replication group" not in run.output
     assert replication_groups(fleet) == on_external.groups_before, "the ElastiCache resources changed"
 
-    order_id = assert_cached_across_hosts(fleet, external_redis(fleet), elasticache_redis(fleet))
+    order_id, warmup = cached_across_hosts_within(fleet, external_redis, elasticache_redis, 30)
     lb = fleet.endpoints["lb_url"]
     with LoadGen(f"{lb}/orders/{order_id}", rate=RATE, timeout=5, max_seconds=60,
                  ca_file=fleet.endpoints["lb_ca_file"]) as load:
         load.wait(5)
-        assert cached(lb, order_id), "reads through the load balancer under load are not all cache hits"
+        # 12 reads in a row, all hits, within 20 s (one Redis call past the app's 0.5 s timeout on a busy
+        # machine opens the worker's breaker for 2 s: misses then, as in test_20_faults).
+        _, settled = wait_for("12 hits in a row under load", lambda: cached(lb, order_id), 20, interval=0.5)
         load.wait(2)
     report = load.report
     assert report["sent"] == report["planned"], delivery(report)
     assert report["failed"] == 0, loaded_failures(report)
     info = external_redis(fleet).info("clients")
     figure(f"external Redis under {RATE} req/s: {report['requests']} requests, 0 failed, p99 "
-           f"{report['latency_ms']['p99']} ms; {info['connected_clients']} client connections from the hosts")
+           f"{report['latency_ms']['p99']} ms; {info['connected_clients']} client connections from the hosts; "
+           f"hits across hosts {warmup:.1f} s after site.yml; 12 hits in a row under load after {settled:.1f} s")
 
 
 def test_the_internet_reaches_nothing_in_the_vpc(on_external: OnExternal):
@@ -188,7 +205,9 @@ def test_the_external_redis_stopped_for_20_s_under_load_loses_no_request(on_exte
         assert stop.returncode == 0, stop.stdout + stop.stderr
         stopped_at = time.monotonic()
         # Reads answer from PostgreSQL meanwhile; writes too.
-        status, headers, body = http(f"{lb}/orders/{order['id']}", timeout=5)
+        probe_started = time.monotonic()
+        status, headers, body = http(f"{lb}/orders/{order['id']}", timeout=15)
+        probe = time.monotonic() - probe_started
         assert (status, headers.get("x-cache"), body) == (200, "miss", order)
         assert http(f"{lb}/orders", {"customer": "no-external-cache",
                                      "items": [{"sku": "X-2", "qty": 1, "unit_price_cents": 1}]})[0] == 201
@@ -201,7 +220,8 @@ def test_the_external_redis_stopped_for_20_s_under_load_loses_no_request(on_exte
     report = load.report
     figure(f"external Redis stopped {back_at - stopped_at:.0f} s under {RATE} req/s: "
            f"{report['failed']} failed of {report['requests']} (p99 {report['latency_ms']['p99']} ms, "
-           f"max {report['latency_ms']['max']} ms); cache hits again {recovery:.1f} s after it was back")
+           f"max {report['latency_ms']['max']} ms; first read after the stop {probe * 1000:.0f} ms); "
+           f"cache hits again {recovery:.1f} s after it was back")
     assert report["sent"] == report["planned"], delivery(report)
     assert report["failed"] == 0, loaded_failures(report)
     assert recovery < 15
