@@ -41,6 +41,8 @@ CASES = [
     # An access mode that does not exist, and a bastion that nobody may reach.
     ("fleet_access", "vpn"),
     ("fleet_bastion_cidrs", []),
+    # An external Redis without TLS, refused before the network exists (not when the cache's turn comes).
+    ("aws_cache_external_url", "redis://default:pw@redis-12345.cloud.example:12345"),
 ]
 
 
@@ -86,8 +88,10 @@ def test_a_missing_certificate_is_refused_naming_the_certificate_and_the_opt_out
     """Outside the lab (no certificate parameter), provision refuses to serve plain HTTP unless told so."""
     result = refused["results"][CASES.index(("aws_alb_allow_http_only", False))]
     messages = failure_messages(result.output)
-    assert any("aws_alb_certificate_arn" in m and "aws_alb_certificate_domain" in m and
-               "aws_alb_allow_http_only: true" in m for m in messages), messages or result.tail()
+    assert any(
+        "aws_alb_certificate_arn" in m and "aws_alb_certificate_domain" in m and "aws_alb_allow_http_only: true" in m
+        for m in messages
+    ), messages or result.tail()
 
 
 def test_existing_subnets_in_one_zone_are_refused(fresh: dict, client: Callable, run: Callable[..., Run]) -> None:
