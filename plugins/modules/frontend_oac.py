@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: frontend_oac
 short_description: Create, update or delete a CloudFront origin access control for an S3 origin
 description:
-  - Keeps one origin access control (OAC) of the given O(name): origin type C(s3), signing protocol C(sigv4),
+  - Keeps one origin access control (OAC) of the given O(name), with origin type C(s3), signing protocol C(sigv4),
     signing behaviour O(signing_behavior). CloudFront signs its requests to the bucket with it; the bucket
     policy then allows the C(cloudfront.amazonaws.com) principal for one distribution only (the legacy
     origin access identity, OAI, is not used).

@@ -16,7 +16,7 @@ description:
   - 1. every file but C(index.html); the hashed assets (under C(assets/)) with
     C(Cache-Control) O(immutable_cache_control), the others with O(index_cache_control);
   - 2. a copy of the release's C(index.html) under C(_releases/ID/index.html) (what a rollback republishes);
-  - 3. C(index.html) itself, with O(index_cache_control): from here on new page loads get the new release;
+  - 3. C(index.html) itself, with O(index_cache_control); from here on new page loads get the new release;
   - 4. the manifest C(_releases/manifest.json) (the live release, the kept releases, newest first, and each
     one's files);
   - 5. the files of the releases older than the newest O(keep_releases) + 1 (in publish order; the live one and
