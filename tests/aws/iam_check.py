@@ -4,12 +4,14 @@ Each recorded call becomes one or more authorizations (action, resource ARN, con
 service authorization reference describes the action: the resource types it touches, the resources it
 creates (with the tags of the request), and the permissions AWS checks implicitly (ec2:CreateTags and
 elasticloadbalancing:AddTags / elasticache:AddTagsToResource / ssm:AddTagsToResource when a create call
-carries tags, iam:PassRole for an instance profile). An authorization is allowed when an Allow statement
+carries tags, iam:PassRole for an instance profile, cloudfront:TagResource for CreateDistributionWithTags).
+S3 operations are authorized as the IAM actions of the S3_ACTIONS table where the names differ (HeadObject
+is s3:GetObject), on the bucket's or the object's ARN. An authorization is allowed when an Allow statement
 matches its action, its resource and all its conditions, and no Deny statement matches.
 
 The tags of the resources a call acts on are read from moto just before the call reaches it (annotate),
 so `aws:ResourceTag/...` conditions are evaluated on the state AWS would have seen.
-The evaluator knows the condition operators StringEquals and StringLike; any other makes it fail loudly
+The evaluator knows the condition operators StringEquals, StringLike and Null; any other makes it fail loudly
 rather than guess.
 """
 
@@ -23,6 +25,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import pytest
 from api_recorder import ApiCall
 
@@ -312,6 +315,141 @@ def _iam(call: ApiCall) -> Iterator[Authorization]:
         yield Authorization(call.iam_action, "*")
 
 
+# --- S3 and CloudFront (REST) -------------------------------------------------------------------------
+
+# S3 operations whose IAM action has another name (service authorization reference, "Actions defined by
+# Amazon S3"); every other operation is authorized as s3:<operation>. A value may name several actions.
+S3_ACTIONS: dict[str, tuple[str, ...]] = {
+    "HeadBucket": ("s3:ListBucket",),
+    "ListObjects": ("s3:ListBucket",),
+    "ListObjectsV2": ("s3:ListBucket",),
+    "ListObjectVersions": ("s3:ListBucketVersions",),
+    "ListBuckets": ("s3:ListAllMyBuckets",),
+    "ListMultipartUploads": ("s3:ListBucketMultipartUploads",),
+    "ListParts": ("s3:ListMultipartUploadParts",),
+    "HeadObject": ("s3:GetObject",),
+    "CreateMultipartUpload": ("s3:PutObject",),
+    "UploadPart": ("s3:PutObject",),
+    "CompleteMultipartUpload": ("s3:PutObject",),
+    "AbortMultipartUpload": ("s3:AbortMultipartUpload",),
+    "GetBucketEncryption": ("s3:GetEncryptionConfiguration",),
+    "PutBucketEncryption": ("s3:PutEncryptionConfiguration",),
+    "DeleteBucketEncryption": ("s3:PutEncryptionConfiguration",),
+    "GetPublicAccessBlock": ("s3:GetBucketPublicAccessBlock",),
+    "PutPublicAccessBlock": ("s3:PutBucketPublicAccessBlock",),
+    "DeletePublicAccessBlock": ("s3:PutBucketPublicAccessBlock",),
+    "DeleteBucketOwnershipControls": ("s3:PutBucketOwnershipControls",),
+    "DeleteBucketTagging": ("s3:PutBucketTagging",),
+    "GetBucketAccelerateConfiguration": ("s3:GetAccelerateConfiguration",),
+    "PutBucketAccelerateConfiguration": ("s3:PutAccelerateConfiguration",),
+    "GetObjectLockConfiguration": ("s3:GetBucketObjectLockConfiguration",),
+    "PutObjectLockConfiguration": ("s3:PutBucketObjectLockConfiguration",),
+    "GetBucketInventoryConfiguration": ("s3:GetInventoryConfiguration",),
+    "ListBucketInventoryConfigurations": ("s3:GetInventoryConfiguration",),
+    "GetBucketCors": ("s3:GetBucketCORS",),
+    "PutBucketCors": ("s3:PutBucketCORS",),
+    "DeleteBucketCors": ("s3:PutBucketCORS",),
+    "GetBucketLifecycleConfiguration": ("s3:GetLifecycleConfiguration",),
+    "PutBucketLifecycleConfiguration": ("s3:PutLifecycleConfiguration",),
+    "DeleteBucketLifecycle": ("s3:PutLifecycleConfiguration",),
+    "GetBucketNotificationConfiguration": ("s3:GetBucketNotification",),
+    "PutBucketNotificationConfiguration": ("s3:PutBucketNotification",),
+    "GetBucketReplication": ("s3:GetReplicationConfiguration",),
+    "PutBucketReplication": ("s3:PutReplicationConfiguration",),
+    "DeleteBucketWebsite": ("s3:DeleteBucketWebsite",),
+    "CopyObject": ("s3:PutObject",),  # and s3:GetObject on the source (below)
+    "DeleteObjects": ("s3:DeleteObject",),  # per object (below)
+}
+# With a version id the object actions are the *Version ones.
+_S3_VERSIONED = {
+    "s3:GetObject": "s3:GetObjectVersion",
+    "s3:DeleteObject": "s3:DeleteObjectVersion",
+    "s3:GetObjectTagging": "s3:GetObjectVersionTagging",
+    "s3:PutObjectTagging": "s3:PutObjectVersionTagging",
+    "s3:GetObjectAcl": "s3:GetObjectVersionAcl",
+    "s3:PutObjectAcl": "s3:PutObjectVersionAcl",
+}
+# IAM actions of S3 that are no API operation of their own (test_iam_policy's validity check accepts them).
+S3_PERMISSION_ONLY = {a for actions in S3_ACTIONS.values() for a in actions} | set(_S3_VERSIONED.values())
+
+
+def _s3(call: ApiCall) -> Iterator[Authorization]:
+    """Bucket operations on arn:aws:s3:::BUCKET, object operations on arn:aws:s3:::BUCKET/KEY (DeleteObjects:
+    each object it names; CopyObject: s3:GetObject on the source too); ListBuckets names no bucket."""
+    p, operation = call.params, call.action
+    actions = S3_ACTIONS.get(operation, (call.iam_action,))
+    bucket = p.get("Bucket")
+    if not bucket:
+        for action in actions:
+            yield Authorization(action, "*")
+        return
+    if operation == "DeleteObjects":
+        for obj in p.get("Objects", []):
+            action = "s3:DeleteObjectVersion" if obj.get("VersionId") else "s3:DeleteObject"
+            yield Authorization(action, f"arn:aws:s3:::{bucket}/{obj.get('Key', '')}")
+        return
+    if "Key" not in p:
+        for action in actions:
+            yield Authorization(action, f"arn:aws:s3:::{bucket}")
+        return
+    versioned = bool(p.get("versionId"))
+    for action in actions:
+        action = _S3_VERSIONED.get(action, action) if versioned else action
+        yield Authorization(action, f"arn:aws:s3:::{bucket}/{p['Key']}")
+    if operation == "CopyObject":
+        source, _, version = str(p.get("__copy_source", "")).lstrip("/").partition("?versionId=")
+        yield Authorization("s3:GetObjectVersion" if version else "s3:GetObject", f"arn:aws:s3:::{source}")
+
+
+def _cloudfront_arn(call: ApiCall) -> str:
+    """The ARN of the distribution or origin access control a CloudFront call names ("" when none)."""
+    p, operation = call.params, call.action
+    if "Resource" in p:  # TagResource, UntagResource, ListTagsForResource
+        return str(p["Resource"])
+    if "DistributionId" in p:  # invalidations
+        return f"arn:aws:cloudfront::{ACCOUNT}:distribution/{p['DistributionId']}"
+    if "Id" in p and "OriginAccessControl" in operation:
+        return f"arn:aws:cloudfront::{ACCOUNT}:origin-access-control/{p['Id']}"
+    if "Id" in p and "Distribution" in operation:
+        return f"arn:aws:cloudfront::{ACCOUNT}:distribution/{p['Id']}"
+    return ""
+
+
+def _cloudfront(call: ApiCall) -> Iterator[Authorization]:
+    """A distribution's or an OAC's ARN, with the distribution's tags (aws:ResourceTag, read by annotate) and
+    the request's (aws:RequestTag); a create names a new resource; CreateDistributionWithTags is authorized as
+    cloudfront:CreateDistribution plus cloudfront:TagResource; the List calls name no resource ("*")."""
+    p, operation = call.params, call.action
+    request_tags = _tag_context("RequestTag", p.get("Tags", {})) if p.get("Tags") else ()
+    if operation in ("CreateDistribution", "CreateDistributionWithTags"):
+        new = f"arn:aws:cloudfront::{ACCOUNT}:distribution/{NEW}"
+        yield Authorization("cloudfront:CreateDistribution", new, request_tags)
+        if operation == "CreateDistributionWithTags":
+            yield Authorization("cloudfront:TagResource", new, request_tags)
+        return
+    if operation == "CreateOriginAccessControl":
+        yield Authorization(call.iam_action, f"arn:aws:cloudfront::{ACCOUNT}:origin-access-control/{NEW}")
+        return
+    arn = _cloudfront_arn(call)
+    if not arn:
+        yield Authorization(call.iam_action, "*")
+        return
+    context = (*request_tags, *_tag_context("ResourceTag", p.get("__tags", {})))
+    yield Authorization(call.iam_action, arn, tuple(sorted(context)))
+
+
+def _cloudfront_notes(call: ApiCall, client: Callable[[str], Any]) -> dict[str, Any]:
+    """__tags: the tags the distribution a CloudFront call acts on carries before it."""
+    arn = _cloudfront_arn(call)
+    if ":distribution/" not in arn or call.action.startswith("CreateDistribution"):
+        return {}
+    try:
+        items = client("cloudfront").list_tags_for_resource(Resource=arn)["Tags"].get("Items") or []
+    except botocore.exceptions.ClientError:  # no such distribution: IAM would see no tags
+        items = []
+    return {"__tags": {t["Key"]: t.get("Value", "") for t in items}}
+
+
 ACCOUNT = "123456789012"  # moto's account for every access key it did not issue itself
 _BY_SERVICE: dict[str, Callable[[ApiCall], Iterator[Authorization]]] = {
     "ec2": _ec2,
@@ -320,6 +458,8 @@ _BY_SERVICE: dict[str, Callable[[ApiCall], Iterator[Authorization]]] = {
     "ssm": _ssm,
     "iam": _iam,
     "acm": _acm,
+    "s3": _s3,
+    "cloudfront": _cloudfront,
 }
 
 
@@ -337,10 +477,13 @@ def authorizations(call: ApiCall) -> list[Authorization]:
 def annotate(call: ApiCall, client: Callable[[str], Any]) -> dict[str, Any]:
     """Facts IAM would use that the request does not carry, read from moto before the call runs.
 
-    Returns extra keys for call.params: __tags {resource id or key name: tags},
+    Returns extra keys for call.params: __tags {resource id or key name: tags} (CloudFront: the distribution's
+    tags),
     __association (DisassociateRouteTable) and __instance_profile_role (RunInstances).
     """
     notes: dict[str, Any] = {}
+    if call.service == "cloudfront":
+        return _cloudfront_notes(call, client)
     if call.service != "ec2" or call.action.startswith("Describe"):
         return notes
     p = call.params
@@ -417,4 +560,6 @@ def _condition(operator: str, value: str | None, wanted: list[str]) -> bool:
         return value is not None and value in wanted
     if operator == "StringLike":
         return value is not None and any(fnmatchcase(value, w) for w in wanted)
+    if operator == "Null":  # "true": the key is absent (a new resource has no aws:ResourceTag), "false": present
+        return (value is None) == (wanted[0].lower() == "true")
     raise ValueError(f"the policy check does not know the condition operator {operator}: teach iam_check.py")

@@ -15,20 +15,31 @@ import re
 import botocore.session
 import pytest
 from api_recorder import RecordingMotoServer
-from iam_check import ACCOUNT, ALWAYS_ALLOWED, NEW, REPORT_KEY, Authorization, Policy, authorizations
+from iam_check import (
+    ACCOUNT,
+    ALWAYS_ALLOWED,
+    NEW,
+    REPORT_KEY,
+    S3_PERMISSION_ONLY,
+    Authorization,
+    Policy,
+    authorizations,
+)
 from provision_helpers import PROVISION_FILES
 
 from ec2_fleet_dev.moto_aws import PLAYBOOK_ACCESS_KEY, ROOT
 
 POLICY_FILE = ROOT / "docs" / "iam" / "ops-box-policy.json"
 # The ops box's managed policies: the main one and, as one managed policy holds at most 6,144 characters,
-# the access one (the hosts' IAM role, the bastion's and Session Manager's pieces).
-POLICY_FILES = [POLICY_FILE, ROOT / "docs" / "iam" / "ops-box-access-policy.json"]
+# the access one (the hosts' IAM role, the bastion's and Session Manager's pieces) and the frontend's
+# (S3 and CloudFront, playbooks/frontend.yml; attached only where an environment has a frontend).
+FRONTEND_POLICY_FILE = ROOT / "docs" / "iam" / "ops-box-frontend-policy.json"
+POLICY_FILES = [POLICY_FILE, ROOT / "docs" / "iam" / "ops-box-access-policy.json", FRONTEND_POLICY_FILE]
 README = ROOT / "docs" / "iam" / "README.md"
 # IAM's size limit of a customer managed policy, whitespace not counted.
 MANAGED_POLICY_LIMIT = 6144
-# Permissions that are no API operation of their own.
-PERMISSION_ONLY = {"iam:PassRole"}
+# Permissions that are no API operation of their own (S3's: IAM names many differently from the operation).
+PERMISSION_ONLY = {"iam:PassRole"} | S3_PERMISSION_ONLY
 # The botocore service model of each IAM prefix.
 MODELS = {
     "ec2": "ec2",
@@ -37,6 +48,8 @@ MODELS = {
     "ssm": "ssm",
     "iam": "iam",
     "acm": "acm",
+    "s3": "s3",
+    "cloudfront": "cloudfront",
 }
 READ_ONLY = re.compile(r"^[a-z0-9]+:(Describe|List|Get)[A-Za-z]+$")
 
@@ -73,6 +86,9 @@ ARN_EC2 = f"arn:aws:ec2:us-east-1:{ACCOUNT}"
 ARN_ELB = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}"
 OURS = (("aws:ResourceTag/Project", "ec2-fleet"),)
 THEIRS = (("aws:ResourceTag/Project", "payments"),)
+ARN_CF = f"arn:aws:cloudfront::{ACCOUNT}"
+ARN_CF_NEW = f"{ARN_CF}:distribution/{NEW}"
+CF_OURS, CF_THEIRS = OURS, THEIRS
 
 # (allowed, refused): the same call on the project's resource and on someone else's.
 SCOPES = [
@@ -176,6 +192,61 @@ SCOPES = [
         Authorization("ssm:StartSession", f"{ARN_EC2}:instance/i-0a", (("ssm:resourceTag/Project", "ec2-fleet"),)),
         Authorization("ssm:StartSession", f"{ARN_EC2}:instance/i-0b", (("ssm:resourceTag/Project", "payments"),)),
     ),
+    # The frontend (ops-box-frontend-policy.json): its bucket and objects, its tagged distribution.
+    (
+        Authorization("s3:PutBucketPolicy", "arn:aws:s3:::ec2-fleet-lab-frontend"),
+        Authorization("s3:PutBucketPolicy", "arn:aws:s3:::payments-frontend"),
+    ),
+    (
+        Authorization("s3:DeleteBucket", "arn:aws:s3:::ec2-fleet-production-frontend"),
+        Authorization("s3:DeleteBucket", "arn:aws:s3:::ec2-fleet-production-logs"),
+    ),
+    (
+        Authorization("s3:PutObject", "arn:aws:s3:::ec2-fleet-lab-frontend/index.html"),
+        Authorization("s3:PutObject", "arn:aws:s3:::payments-frontend/index.html"),
+    ),
+    (
+        Authorization("s3:DeleteObjectVersion", "arn:aws:s3:::ec2-fleet-lab-frontend/assets/index-0a.js"),
+        Authorization("s3:DeleteObjectVersion", "arn:aws:s3:::payments-frontend/assets/index-0a.js"),
+    ),
+    (
+        Authorization("cloudfront:CreateDistribution", ARN_CF_NEW, (("aws:RequestTag/Project", "ec2-fleet"),)),
+        Authorization("cloudfront:CreateDistribution", ARN_CF_NEW, (("aws:RequestTag/Project", "payments"),)),
+    ),
+    (
+        Authorization("cloudfront:UpdateDistribution", f"{ARN_CF}:distribution/E0A", CF_OURS),
+        Authorization("cloudfront:UpdateDistribution", f"{ARN_CF}:distribution/E0B", CF_THEIRS),
+    ),
+    (
+        Authorization("cloudfront:CreateInvalidation", f"{ARN_CF}:distribution/E0A", CF_OURS),
+        Authorization("cloudfront:CreateInvalidation", f"{ARN_CF}:distribution/E0B", CF_THEIRS),
+    ),
+    (
+        Authorization("cloudfront:DeleteDistribution", f"{ARN_CF}:distribution/E0A", CF_OURS),
+        Authorization("cloudfront:DeleteDistribution", f"{ARN_CF}:distribution/E0B"),
+    ),
+    (
+        # Tags on a new distribution, never someone else's tagged into the project (no CreateAction key here).
+        Authorization("cloudfront:TagResource", ARN_CF_NEW, (("aws:RequestTag/Project", "ec2-fleet"),)),
+        Authorization(
+            "cloudfront:TagResource",
+            f"{ARN_CF}:distribution/E0B",
+            (("aws:RequestTag/Project", "ec2-fleet"), *CF_THEIRS),
+        ),
+    ),
+    (
+        # Tagging someone else's distribution into the project (and so into the playbooks' reach).
+        Authorization(
+            "cloudfront:TagResource",
+            f"{ARN_CF}:distribution/E0A",
+            (("aws:RequestTag/Environment", "lab"), *CF_OURS),
+        ),
+        Authorization(
+            "cloudfront:TagResource",
+            f"{ARN_CF}:distribution/E0B",
+            (("aws:RequestTag/Project", "ec2-fleet"), *CF_THEIRS),
+        ),
+    ),
 ]
 
 
@@ -192,6 +263,49 @@ def _documented_unused() -> set[str]:
     text = README.read_text()
     section = text.split("## Granted, but not called in tests/aws", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `([a-z0-9]+:[A-Za-z]+)` \|", section, flags=re.MULTILINE))
+
+
+def test_every_call_of_the_frontend_is_allowed(
+    policy: Policy, moto_recorder: RecordingMotoServer, request: pytest.FixtureRequest
+) -> None:
+    """frontend.yml's S3 and CloudFront calls (test_frontend.py: deploys, rollback, check mode, teardown) are
+    allowed by the three documents together, the frontend's own in its place."""
+    if "test_frontend.py" not in {item.path.name for item in request.session.items}:
+        pytest.skip("run with tests/aws/test_frontend.py: its playbook runs make the calls this test checks")
+    calls = [c for c in moto_recorder.calls_by(PLAYBOOK_ACCESS_KEY) if c.service in ("s3", "cloudfront")]
+    errors = {c.params["__annotate_error"] for c in calls if "__annotate_error" in c.params}
+    assert errors == set(), f"the resource tags of some calls could not be read: {errors}"
+    unparsed = sorted({c.params["__request"] for c in calls if not c.action})
+    assert unparsed == [], f"REST requests the recorder could not name: {unparsed}"
+    checked = {auth for call in calls for auth in authorizations(call)}
+    refused = sorted(a.describe() for a in checked if not policy.allows(a))
+    assert refused == [], "the policy refuses calls frontend.yml makes:\n" + "\n".join(refused)
+    called = {a.action for a in checked}
+    # The frontend's life really reached the recorder: bucket, upload, distribution, invalidation, delete.
+    for needed in (
+        "s3:CreateBucket",
+        "s3:PutObject",
+        "s3:DeleteBucket",
+        "cloudfront:CreateDistribution",
+        "cloudfront:CreateInvalidation",
+        "cloudfront:DeleteDistribution",
+    ):
+        assert needed in called, f"no {needed} recorded: does frontend.yml reach the session's moto?"
+    frontend = Policy.load(FRONTEND_POLICY_FILE)
+    own = sorted(
+        a.describe() for a in checked if a.action.split(":")[0] in ("s3", "cloudfront") and not frontend.allows(a)
+    )
+    assert own == [], "S3/CloudFront calls allowed only by another document:\n" + "\n".join(own)
+    everything = {a.action.lower() for c in moto_recorder.calls_by(PLAYBOOK_ACCESS_KEY) for a in authorizations(c)}
+    unused = sorted(a for a in frontend.actions() if a.lower() not in everything)
+    request.config.stash.setdefault(REPORT_KEY, []).extend(
+        [
+            f"IAM policy check (frontend): {len(calls)} S3/CloudFront calls by frontend.yml, "
+            f"{len({c.iam_action for c in calls})} distinct operations, {len(checked)} distinct authorizations, "
+            "all allowed by docs/iam/ops-box-frontend-policy.json",
+            f"frontend: granted but not called in this session ({len(unused)}): {', '.join(unused)}",
+        ]
+    )
 
 
 def test_every_call_of_the_playbooks_is_allowed(
