@@ -40,6 +40,11 @@ SUITES = [
     ("tests/test_bad_inputs_rolling.py", "rolling_update.yml / rollback.yml (lab inventory, dead AWS endpoint)"),
     ("tests/test_bad_inputs_playbooks.py", "playbooks: extra vars, inventory, files, credentials, endpoint"),
     ("tests/aws/test_bad_inputs.py", "provision.yml against moto (lab inventory)"),
+    ("tests/aws/test_bad_database_url.py", "site.yml / provision.yml: the database URL (against moto)"),
+    (
+        "tests/aws/test_frontend.py::test_bad_inputs_refused_before_any_change",
+        "frontend.yml against moto (lab inventory)",
+    ),
     (
         "tests/unit/aws_cache/test_aws_cache_role.py::test_bad_input_fails_before_any_aws_call",
         "role aws_cache (dead AWS endpoint)",
