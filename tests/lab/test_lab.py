@@ -457,9 +457,11 @@ def test_down_removes_everything(lab: Lab, fleet: dict) -> None:
         ["podman", "network", "ls", "--filter", f"label=ec2-fleet-lab={lab.name}", "--format", "{{.Name}}"],
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
-    assert len(nets) == 1
+    # The VPC's network, and the internet network of the lab's external Redis (outside every VPC).
+    vpc_nets = [name for name in nets if not name.endswith("-internet")]
+    assert len(vpc_nets) == 1 and len(nets) == 2, nets
     device = json.loads(
-        subprocess.run(["podman", "network", "inspect", nets[0]], capture_output=True, text=True).stdout
+        subprocess.run(["podman", "network", "inspect", vpc_nets[0]], capture_output=True, text=True).stdout
     )[0]["network_interface"]
     assert (
         "169.254.169.254/32"
