@@ -129,6 +129,8 @@ def render(data: dict) -> str:
         lines += ["Failed in the run, then passed when run again on their own (`--rerun`):", ""]
         lines += [f"- `{item['test']}`: {item['first']}, then {item['rerun']}" for item in data["reruns"]]
         lines.append("")
+        if data.get("rerun_note"):
+            lines += [data["rerun_note"], ""]
     if data["molecule"]:
         lines += ["## molecule scenarios", "", "| scenario | result | time |", "|---|---|---|"]
         for name, value in data["molecule"].items():
@@ -159,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         help="JUnit report of a later run of some of the tests: its outcomes replace theirs, and the "
         "page names every test that failed first and passed when run again",
     )
+    parser.add_argument(
+        "--rerun-note",
+        default="",
+        help="what the page says of the reruns (for example: the defects that failed them, fixed in which commits)",
+    )
     parser.add_argument("--commit", help="the commit the run tested (default: the reports' `commit` file, else HEAD)")
     parser.add_argument("--allow-failed", action="store_true", help="write the page even if the run failed")
     args = parser.parse_args(argv)
@@ -175,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "streams": json.loads(streams_file.read_text()) if streams_file.exists() else {},
         "pytest": {},
         "reruns": [],
+        "rerun_note": args.rerun_note,
         "molecule": read_molecule(args.molecule),
         "figures": read_figures(args.reports / "figures.jsonl"),
     }
