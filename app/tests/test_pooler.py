@@ -378,3 +378,37 @@ def test_a_burst_waits_for_the_workers_connections_instead_of_opening_more(poole
 
     opened, errors = run(main())
     assert (opened, errors) == (2, 0)
+
+
+def test_a_started_worker_has_its_pool_open_so_the_first_burst_opens_no_connection(pooler: PgBouncer) -> None:
+    """prepare() (the worker's startup, before it serves) opens DB_POOL_SIZE connections: the first burst of
+    requests after a start or a restart waits for no TLS handshake or login inside a request."""
+
+    async def main() -> tuple[int, int, int]:
+        db = Database(pooler.url(), timeout=5, pool_size=3)
+        try:
+            assert await db.prepare()
+            at_start = db.stats.connections_opened
+            order = await db.create_order({"customer": "warm", "items": [], "amount_cents": 1,
+                                           "currency": "USD", "status": "new"})
+            rows = await asyncio.gather(*(db.get_order(order["id"]) for _ in range(12)))
+            assert all(r is not None and r["id"] == order["id"] for r in rows)
+            return at_start, db.stats.connections_opened - at_start, db.stats.errors
+        finally:
+            await db.close()
+
+    assert run(main()) == (3, 0, 0)
+
+
+def test_a_worker_starting_while_the_database_is_down_starts_and_opens_its_pool_on_demand() -> None:
+    """Nothing listens: prepare() answers False within the timeout (the worker still starts) and opens nothing."""
+
+    async def main() -> tuple[bool, int, float]:
+        db = Database(f"postgresql://postgres:x@127.0.0.1:{free_port()}/orders", timeout=1, pool_size=3)
+        started = time.monotonic()
+        ready = await db.prepare()
+        return ready, len(db._idle), time.monotonic() - started
+
+    ready, idle, seconds = run(main())
+    assert (ready, idle) == (False, 0)
+    assert seconds < 2.5
