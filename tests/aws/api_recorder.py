@@ -37,13 +37,17 @@ from werkzeug.serving import make_server
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[0-9]{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 
 
+# Signing names that are not the service's IAM prefix (CloudWatch signs as "monitoring").
+IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
 @dataclass(frozen=True)
 class ApiCall:
     """One signed request as the server received it."""
 
     access_key: str
     region: str
-    service: str  # the signing name, which is also the IAM prefix of the services used here
+    service: str  # the IAM prefix: the signing name, except where IAM_PREFIX maps it
     action: str
     params: dict[str, Any] = field(hash=False, compare=False)
     status: int = field(default=0, hash=False, compare=False)
@@ -59,6 +63,7 @@ def parse_request(environ: dict[str, Any], body: bytes) -> ApiCall | None:
     if not found:
         return None
     access_key, region, service = found.groups()
+    service = IAM_PREFIX.get(service, service)
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     params: dict[str, Any]
