@@ -450,6 +450,65 @@ def _cloudfront_notes(call: ApiCall, client: Callable[[str], Any]) -> dict[str, 
     return {"__tags": {t["Key"]: t.get("Value", "") for t in items}}
 
 
+def _json_tags(value: Any) -> dict[str, str]:
+    """Tags of a JSON request: [{"Key": k, "Value": v}] (CloudWatch) or {k: v} (CloudWatch Logs)."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    return {str(t["Key"]): str(t.get("Value", "")) for t in value or []}
+
+
+def _cloudwatch(call: ApiCall) -> Iterator[Authorization]:
+    """An alarm's or a dashboard's ARN (DeleteAlarms and DeleteDashboards: each one named); PutMetricAlarm with
+    tags needs cloudwatch:TagResource too; DescribeAlarms names no resource ("*")."""
+    p = call.params
+    alarm = f"arn:aws:cloudwatch:{call.region}:{ACCOUNT}:alarm:"
+    dashboard = f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/"
+    arns = [alarm + str(p["AlarmName"])] if "AlarmName" in p else []
+    arns += [alarm + str(name) for name in p.get("AlarmNames", [])] if call.action == "DeleteAlarms" else []
+    arns += [dashboard + str(p["DashboardName"])] if "DashboardName" in p else []
+    arns += [dashboard + str(name) for name in p.get("DashboardNames", [])]
+    arns += [str(p["ResourceARN"])] if "ResourceARN" in p else []
+    tags = _tag_context("RequestTag", _json_tags(p.get("Tags")))
+    for arn in arns:
+        yield Authorization(call.iam_action, arn, tags)
+    if call.action == "PutMetricAlarm" and p.get("Tags"):
+        yield Authorization("cloudwatch:TagResource", arns[0], tags)
+    if not arns:
+        yield Authorization(call.iam_action, "*")
+
+
+def _sns(call: ApiCall) -> Iterator[Authorization]:
+    """The topic's ARN (a subscription's: its topic's); CreateTopic with tags needs sns:TagResource too;
+    ListTopics names no resource ("*")."""
+    p = call.params
+    arn = str(p.get("TopicArn") or p.get("ResourceArn") or "")
+    if call.action == "CreateTopic":
+        arn = f"arn:aws:sns:{call.region}:{ACCOUNT}:{p['Name']}"
+    if "SubscriptionArn" in p:
+        arn = str(p["SubscriptionArn"]).rsplit(":", 1)[0]
+    tags = _tag_context("RequestTag", _member_tags(p, "Tags.member"))
+    if not arn:
+        yield Authorization(call.iam_action, "*")
+        return
+    yield Authorization(call.iam_action, arn, tags)
+    if call.action == "CreateTopic" and tags:
+        yield Authorization("sns:TagResource", arn, tags)
+
+
+def _logs(call: ApiCall) -> Iterator[Authorization]:
+    """The log group's ARN; CreateLogGroup with tags needs logs:TagResource too; DescribeLogGroups: "*"."""
+    p = call.params
+    name = p.get("logGroupName")
+    if not name or call.action == "DescribeLogGroups":
+        yield Authorization(call.iam_action, "*")
+        return
+    arn = f"arn:aws:logs:{call.region}:{ACCOUNT}:log-group:{name}"
+    tags = _tag_context("RequestTag", _json_tags(p.get("tags")))
+    yield Authorization(call.iam_action, arn, tags)
+    if call.action == "CreateLogGroup" and tags:
+        yield Authorization("logs:TagResource", arn, tags)
+
+
 ACCOUNT = "123456789012"  # moto's account for every access key it did not issue itself
 _BY_SERVICE: dict[str, Callable[[ApiCall], Iterator[Authorization]]] = {
     "ec2": _ec2,
@@ -460,6 +519,9 @@ _BY_SERVICE: dict[str, Callable[[ApiCall], Iterator[Authorization]]] = {
     "acm": _acm,
     "s3": _s3,
     "cloudfront": _cloudfront,
+    "cloudwatch": _cloudwatch,
+    "sns": _sns,
+    "logs": _logs,
 }
 
 

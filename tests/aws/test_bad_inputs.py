@@ -43,7 +43,31 @@ CASES = [
     ("fleet_bastion_cidrs", []),
     # An external Redis without TLS, refused before the network exists (not when the cache's turn comes).
     ("aws_cache_external_url", "redis://default:pw@redis-12345.cloud.example:12345"),
+    # The monitoring (roles/aws_monitoring): an alarm's settings (shares 0-1, percentages 0-100), the topic's
+    # subscriptions, the log group's retention; MONITORING_ALLOWED below holds what each message must allow.
+    ("aws_monitoring_alarm_overrides", {"alb_5xx_share": {"threshold": 5}}),
+    ("aws_monitoring_alarm_overrides", {"host_cpu": {"threshold": 150}}),
+    ("aws_monitoring_alarm_overrides", {"unhealthy_hosts": {"evaluation_periods": 0}}),
+    ("aws_monitoring_alarm_overrides", {"cache_memory": {"datapoints_to_alarm": 5}}),
+    ("aws_monitoring_alarm_overrides", {"target_response_time_p99": {"period": 90}}),
+    ("aws_monitoring_alarm_overrides", {"host_cpu": {"treat_missing_data": "zero"}}),
+    ("aws_monitoring_alarm_overrides", {"disk_full": {"threshold": 90}}),
+    ("aws_monitoring_subscriptions", [{"protocol": "pigeon", "endpoint": "ops"}]),
+    ("aws_monitoring_log_retention_days", 10),
 ]
+# What the message of each monitoring case says is allowed (by the case's index in CASES).
+MONITORING_ALLOWED = [
+    "aws_monitoring_alarm_overrides.alb_5xx_share.threshold must be a share of requests from 0 to 1",
+    "aws_monitoring_alarm_overrides.host_cpu.threshold must be a percentage from 0 to 100",
+    "aws_monitoring_alarm_overrides.unhealthy_hosts.evaluation_periods must be 1 or more",
+    "aws_monitoring_alarm_overrides.cache_memory.datapoints_to_alarm must be 1 to evaluation_periods (3)",
+    "aws_monitoring_alarm_overrides.target_response_time_p99.period must be 10, 30 or a multiple of 60",
+    "aws_monitoring_alarm_overrides.host_cpu.treat_missing_data must be one of breaching, notBreaching",
+    "aws_monitoring_alarm_overrides.disk_full is no alarm of this role; the alarms are alb_5xx_share",
+    "aws_monitoring_subscriptions[0].protocol must be one of email, email-json, https",
+    "aws_monitoring_log_retention_days must be one of CloudWatch Logs' values 0, 1, 3, 5, 7, 14",
+]
+MONITORING_FIRST = len(CASES) - len(MONITORING_ALLOWED)
 
 
 @pytest.fixture
@@ -92,6 +116,13 @@ def test_a_missing_certificate_is_refused_naming_the_certificate_and_the_opt_out
         "aws_alb_certificate_arn" in m and "aws_alb_certificate_domain" in m and "aws_alb_allow_http_only: true" in m
         for m in messages
     ), messages or result.tail()
+
+
+@pytest.mark.parametrize("offset", range(len(MONITORING_ALLOWED)), ids=[m.split(" ")[0] for m in MONITORING_ALLOWED])
+def test_a_bad_monitoring_input_is_refused_saying_what_is_allowed(offset: int, refused: dict) -> None:
+    result = refused["results"][MONITORING_FIRST + offset]
+    messages = failure_messages(result.output)
+    assert any(MONITORING_ALLOWED[offset] in m for m in messages), messages or result.tail()
 
 
 def test_existing_subnets_in_one_zone_are_refused(fresh: dict, client: Callable, run: Callable[..., Run]) -> None:

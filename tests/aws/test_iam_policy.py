@@ -34,7 +34,15 @@ POLICY_FILE = ROOT / "docs" / "iam" / "ops-box-policy.json"
 # the access one (the hosts' IAM role, the bastion's and Session Manager's pieces) and the frontend's
 # (S3 and CloudFront, playbooks/frontend.yml; attached only where an environment has a frontend).
 FRONTEND_POLICY_FILE = ROOT / "docs" / "iam" / "ops-box-frontend-policy.json"
-POLICY_FILES = [POLICY_FILE, ROOT / "docs" / "iam" / "ops-box-access-policy.json", FRONTEND_POLICY_FILE]
+# And the monitoring's (CloudWatch alarms and dashboard, SNS, CloudWatch Logs: roles/aws_monitoring).
+MONITORING_POLICY_FILE = ROOT / "docs" / "iam" / "ops-box-monitoring-policy.json"
+POLICY_FILES = [
+    POLICY_FILE,
+    ROOT / "docs" / "iam" / "ops-box-access-policy.json",
+    FRONTEND_POLICY_FILE,
+    MONITORING_POLICY_FILE,
+]
+MONITORING_SERVICES = ("cloudwatch", "sns", "logs")
 README = ROOT / "docs" / "iam" / "README.md"
 # IAM's size limit of a customer managed policy, whitespace not counted.
 MANAGED_POLICY_LIMIT = 6144
@@ -50,6 +58,9 @@ MODELS = {
     "acm": "acm",
     "s3": "s3",
     "cloudfront": "cloudfront",
+    "cloudwatch": "cloudwatch",
+    "sns": "sns",
+    "logs": "logs",
 }
 READ_ONLY = re.compile(r"^[a-z0-9]+:(Describe|List|Get)[A-Za-z]+$")
 
@@ -87,11 +98,37 @@ ARN_ELB = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}"
 OURS = (("aws:ResourceTag/Project", "ec2-fleet"),)
 THEIRS = (("aws:ResourceTag/Project", "payments"),)
 ARN_CF = f"arn:aws:cloudfront::{ACCOUNT}"
+ARN_CW = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}"
 ARN_CF_NEW = f"{ARN_CF}:distribution/{NEW}"
 CF_OURS, CF_THEIRS = OURS, THEIRS
 
 # (allowed, refused): the same call on the project's resource and on someone else's.
 SCOPES = [
+    # The monitoring (ops-box-monitoring-policy.json): the project's alarms, dashboard, topic and log group.
+    (
+        Authorization("cloudwatch:PutMetricAlarm", f"{ARN_CW}:alarm:ec2-fleet-lab-alb-5xx-share"),
+        Authorization("cloudwatch:PutMetricAlarm", f"{ARN_CW}:alarm:payments-alb-5xx-share"),
+    ),
+    (
+        Authorization("cloudwatch:DeleteAlarms", f"{ARN_CW}:alarm:ec2-fleet-lab-healthy-hosts"),
+        Authorization("cloudwatch:DeleteAlarms", f"{ARN_CW}:alarm:billing-healthy-hosts"),
+    ),
+    (
+        Authorization("cloudwatch:DeleteDashboards", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/ec2-fleet-lab"),
+        Authorization("cloudwatch:DeleteDashboards", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/payments"),
+    ),
+    (
+        Authorization("sns:DeleteTopic", f"arn:aws:sns:us-east-1:{ACCOUNT}:ec2-fleet-lab-alarms"),
+        Authorization("sns:DeleteTopic", f"arn:aws:sns:us-east-1:{ACCOUNT}:payments-alarms"),
+    ),
+    (
+        Authorization("sns:Subscribe", f"arn:aws:sns:us-east-1:{ACCOUNT}:ec2-fleet-lab-alarms"),
+        Authorization("sns:Subscribe", f"arn:aws:sns:us-east-1:{ACCOUNT}:payments-alarms"),
+    ),
+    (
+        Authorization("logs:DeleteLogGroup", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/ec2-fleet/lab/journal"),
+        Authorization("logs:DeleteLogGroup", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/payments/journal"),
+    ),
     (
         Authorization("ec2:TerminateInstances", f"{ARN_EC2}:instance/i-0a", OURS),
         Authorization("ec2:TerminateInstances", f"{ARN_EC2}:instance/i-0b", THEIRS),
@@ -305,6 +342,41 @@ def test_every_call_of_the_frontend_is_allowed(
             "all allowed by docs/iam/ops-box-frontend-policy.json",
             f"frontend: granted but not called in this session ({len(unused)}): {', '.join(unused)}",
         ]
+    )
+
+
+def test_every_call_of_the_monitoring_is_allowed(
+    policy: Policy, moto_recorder: RecordingMotoServer, request: pytest.FixtureRequest
+) -> None:
+    """roles/aws_monitoring's CloudWatch, SNS and CloudWatch Logs calls (provision.yml, teardown.yml and the
+    runs of test_provision_monitoring.py) are allowed by ops-box-monitoring-policy.json alone."""
+    if "test_provision_monitoring.py" not in {item.path.name for item in request.session.items}:
+        pytest.skip("run with tests/aws/test_provision_monitoring.py: its runs make the calls this test checks")
+    calls = [c for c in moto_recorder.calls_by(PLAYBOOK_ACCESS_KEY) if c.service in MONITORING_SERVICES]
+    checked = {auth for call in calls for auth in authorizations(call)}
+    monitoring = Policy.load(MONITORING_POLICY_FILE)
+    refused = sorted(a.describe() for a in checked if not monitoring.allows(a))
+    assert refused == [], "ops-box-monitoring-policy.json refuses calls of the monitoring:\n" + "\n".join(refused)
+    called = {a.action for a in checked}
+    # The monitoring's life really reached the recorder: topic, alarms, dashboard, log group, and their deletion.
+    for needed in (
+        "sns:CreateTopic",
+        "sns:Subscribe",
+        "sns:DeleteTopic",
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:TagResource",
+        "cloudwatch:DeleteAlarms",
+        "cloudwatch:PutDashboard",
+        "cloudwatch:DeleteDashboards",
+        "logs:CreateLogGroup",
+        "logs:PutRetentionPolicy",
+        "logs:DeleteLogGroup",
+    ):
+        assert needed in called, f"no {needed} recorded: does the monitoring reach the session's moto?"
+    request.config.stash.setdefault(REPORT_KEY, []).append(
+        f"IAM policy check (monitoring): {len(calls)} CloudWatch/SNS/Logs calls, "
+        f"{len({c.iam_action for c in calls})} distinct operations, {len(checked)} distinct authorizations, "
+        "all allowed by docs/iam/ops-box-monitoring-policy.json"
     )
 
 

@@ -1,6 +1,6 @@
 """The monitoring provision.yml makes (roles/aws_monitoring): the encrypted alarm topic and its subscriptions,
 every alarm on the real load balancer, target group, hosts and cache, the dashboard of the same, the journal's
-log group; check mode, the monitoring's own teardown, and bad input refused before any AWS call.
+log group; a changed threshold, check mode and the monitoring's own teardown. (Bad input: test_bad_inputs.py.)
 
 One provisioned environment for every test_provision_* file (the session's `lab` fixture, tests/aws/conftest.py);
 this file runs after the inspections and before the teardown, and leaves the monitoring as provision.yml made it.
@@ -15,7 +15,6 @@ import pytest
 from provision_helpers import PREFIX, TAGS, _live_instances, _tag_filters
 
 from ec2_fleet_dev.moto_aws import Run, cache_role_ready
-from ec2_fleet_dev.plays import failure_messages
 
 pytestmark = pytest.mark.usefixtures("lab")
 
@@ -213,30 +212,3 @@ def test_teardown_check_mode_and_reprovision_of_the_monitoring(
     back = _provision(run, lab)
     assert back.rc == 0, back.tail()
     assert len(_monitoring_state(client)["alarms"]) == len(LB_ALARMS) + 2 + 5 * len(_resources(client)["clusters"])
-
-
-BAD = [
-    ("aws_monitoring_alarm_overrides", {"alb_5xx_share": {"threshold": 5}}, "from 0 to 1"),
-    ("aws_monitoring_alarm_overrides", {"host_cpu": {"threshold": 150}}, "from 0 to 100"),
-    ("aws_monitoring_alarm_overrides", {"unhealthy_hosts": {"evaluation_periods": 0}}, "1 or more"),
-    ("aws_monitoring_alarm_overrides", {"cache_memory": {"datapoints_to_alarm": 5}}, "1 to evaluation_periods (3)"),
-    ("aws_monitoring_alarm_overrides", {"target_response_time_p99": {"period": 90}}, "10, 30 or a multiple of 60"),
-    ("aws_monitoring_alarm_overrides", {"host_cpu": {"treat_missing_data": "zero"}}, "notBreaching"),
-    ("aws_monitoring_alarm_overrides", {"disk_full": {"threshold": 90}}, "no alarm of this role"),
-    ("aws_monitoring_subscriptions", [{"protocol": "pigeon", "endpoint": "ops"}], "email, email-json"),
-    ("aws_monitoring_log_retention_days", 10, "1, 3, 5, 7, 14"),
-]
-
-
-@pytest.mark.parametrize(("variable", "value", "allowed"), BAD, ids=[f"{v}={x!r}" for v, x, _ in BAD])
-def test_bad_monitoring_input_is_refused_before_any_aws_call(
-    lab: dict, client: Callable, run: Callable[..., Run], variable: str, value: object, allowed: str
-) -> None:
-    before = _monitoring_state(client)
-    result = _provision(run, lab, **{variable: value})
-    assert result.rc != 0, result.tail()
-    messages = " ".join(failure_messages(result.output))
-    assert variable in messages and allowed in messages, messages or result.tail()
-    assert "Look up the load balancer" not in result.output
-    assert result.recap()["localhost"].get("changed", 0) == 0
-    assert _monitoring_state(client) == before

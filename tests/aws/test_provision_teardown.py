@@ -76,6 +76,12 @@ def test_teardown_removes_only_this_environment(
     assert [r["RoleName"] for r in client("iam").list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)] == []
     assert elb.describe_load_balancers()["LoadBalancers"] == []
     assert elb.describe_target_groups()["TargetGroups"] == []
+    # The monitoring (roles/aws_monitoring): alarms, dashboard, topic with its subscriptions, log group.
+    cloudwatch, sns = client("cloudwatch"), client("sns")
+    assert cloudwatch.describe_alarms(AlarmNamePrefix=f"{PREFIX}-")["MetricAlarms"] == []
+    assert cloudwatch.list_dashboards()["DashboardEntries"] == []
+    assert sns.list_topics()["Topics"] == [] and sns.list_subscriptions()["Subscriptions"] == []
+    assert client("logs").describe_log_groups(logGroupNamePrefix="/ec2-fleet/lab/")["logGroups"] == []
     if cache_role_ready():
         # moto 5.2.5 never finishes deleting a replication group (it stays "deleting"), hence
         # aws_cache_wait=false in TEARDOWN: the deletion must have been asked for.

@@ -7,7 +7,17 @@ import yaml
 
 from ec2_fleet_dev.moto_aws import ROOT
 
-ROLES = ["aws_network", "aws_alb", "aws_instances", "alb_target", "aws_host_iam", "aws_bastion", "rolling", "frontend"]
+ROLES = [
+    "aws_network",
+    "aws_alb",
+    "aws_instances",
+    "alb_target",
+    "aws_host_iam",
+    "aws_bastion",
+    "rolling",
+    "frontend",
+    "aws_monitoring",
+]
 
 
 @pytest.mark.parametrize("role", ROLES)

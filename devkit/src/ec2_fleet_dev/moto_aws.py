@@ -55,4 +55,10 @@ def snapshot(client: Callable) -> dict[str, set[str]]:
         "cache_groups": {
             g["ReplicationGroupId"] for g in client("elasticache").describe_replication_groups()["ReplicationGroups"]
         },
+        # The monitoring (roles/aws_monitoring): alarms, dashboards, topics and subscriptions, log groups.
+        "alarms": {a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]},
+        "dashboards": {d["DashboardName"] for d in client("cloudwatch").list_dashboards()["DashboardEntries"]},
+        "topics": {t["TopicArn"] for t in client("sns").list_topics()["Topics"]},
+        "subscriptions": {s["SubscriptionArn"] for s in client("sns").list_subscriptions()["Subscriptions"]},
+        "log_groups": {g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]},
     }
