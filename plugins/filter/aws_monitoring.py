@@ -127,6 +127,14 @@ def aws_monitoring_input_errors(inputs: Mapping[str, Any]) -> list[str]:
         )
     if v["aws_monitoring_state"] == "absent":
         return e
+    key = str(v.get("aws_monitoring_topic_kms_key") or "")
+    if key == "alias/aws/sns" or key.endswith(":alias/aws/sns"):
+        e.append(
+            "aws_monitoring_topic_kms_key must not be AWS's managed key for SNS (alias/aws/sns): CloudWatch alarms "
+            "cannot publish to a topic it encrypts (its key policy cannot let cloudwatch.amazonaws.com use it), so "
+            "every notification would be dropped; give a customer managed key whose key policy allows "
+            "cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*, or '' (not encrypted); " + f"got {key!r}"
+        )
     subscriptions = v["aws_monitoring_subscriptions"]
     if not isinstance(subscriptions, list):
         e.append("aws_monitoring_subscriptions must be a list of {protocol, endpoint}")

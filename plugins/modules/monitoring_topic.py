@@ -23,10 +23,13 @@ options:
     type: str
     required: true
   kms_master_key_id:
-    description: KMS key that encrypts the messages at rest (C(alias/aws/sns), AWS's managed key, or a key's
-      ARN, id or alias). Empty turns encryption off.
+    description:
+      - KMS key that encrypts the messages at rest (a customer managed key's ARN, id or alias). Empty leaves the
+        topic unencrypted.
+      - For CloudWatch alarms the key's policy must let C(cloudwatch.amazonaws.com) use it; AWS's managed key
+        C(alias/aws/sns) cannot, so CloudWatch drops every notification to a topic it encrypts.
     type: str
-    default: alias/aws/sns
+    default: ""
   subscriptions:
     description: The subscriptions, each a dict of C(protocol) and C(endpoint).
     type: list
@@ -52,7 +55,7 @@ EXAMPLES = r"""
 - name: Keep the environment's alarm topic
   ec2_fleet.fleet.monitoring_topic:
     name: ec2-fleet-lab-alarms
-    kms_master_key_id: alias/aws/sns
+    kms_master_key_id: alias/ec2-fleet-alarms  # a customer managed key that lets CloudWatch use it
     subscriptions:
       - {protocol: email, endpoint: ops@example.com}
     tags: {Project: ec2-fleet, Environment: lab}
@@ -122,7 +125,7 @@ def main() -> None:
     module = AnsibleAWSModule(
         argument_spec={
             "name": {"type": "str", "required": True},
-            "kms_master_key_id": {"type": "str", "default": "alias/aws/sns", "no_log": False},
+            "kms_master_key_id": {"type": "str", "default": "", "no_log": False},
             "subscriptions": {"type": "list", "elements": "dict", "default": []},
             "tags": {"type": "dict", "default": {}},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},

@@ -54,6 +54,7 @@ CASES = [
     ("aws_monitoring_alarm_overrides", {"disk_full": {"threshold": 90}}),
     ("aws_monitoring_subscriptions", [{"protocol": "pigeon", "endpoint": "ops"}]),
     ("aws_monitoring_log_retention_days", 10),
+    ("aws_monitoring_topic_kms_key", "alias/aws/sns"),
 ]
 # What the message of each monitoring case says is allowed (by the case's index in CASES).
 MONITORING_ALLOWED = [
@@ -66,6 +67,7 @@ MONITORING_ALLOWED = [
     "aws_monitoring_alarm_overrides.disk_full is no alarm of this role; the alarms are alb_5xx_share",
     "aws_monitoring_subscriptions[0].protocol must be one of email, email-json, https",
     "aws_monitoring_log_retention_days must be one of CloudWatch Logs' values 0, 1, 3, 5, 7, 14",
+    "aws_monitoring_topic_kms_key must not be AWS's managed key for SNS (alias/aws/sns): CloudWatch alarms cannot",
 ]
 MONITORING_FIRST = len(CASES) - len(MONITORING_ALLOWED)
 

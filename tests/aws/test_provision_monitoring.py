@@ -47,13 +47,34 @@ def _provision(run: Callable[..., Run], lab: dict, *args: str, **extra: object) 
     return run("playbooks/provision.yml", {**lab["extra"], **MONITORING, **extra}, "--tags", "aws_monitoring", *args)
 
 
+# The key policy CloudWatch needs to publish to a topic the key encrypts (SNS's guide: "compatibility between
+# event sources from AWS services and encrypted topics"); AWS's managed alias/aws/sns cannot have it.
+KEY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "Account", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "CloudWatchAlarms", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
+    ],
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def monitored(lab: dict, run: Callable[..., Run]) -> dict:
-    """provision.yml --tags aws_monitoring with the operators' subscriptions and a 14-day retention, twice."""
-    first = _provision(run, lab)
+def topic_key(client: Callable) -> str:
+    """A customer managed key for the topic, as an operator makes one (the role does not create it)."""
+    key = client("kms").create_key(Description="ec2-fleet lab alarms", Policy=json.dumps(KEY_POLICY))
+    return key["KeyMetadata"]["Arn"]
+
+
+@pytest.fixture(scope="module")
+def monitored(lab: dict, run: Callable[..., Run], topic_key: str) -> dict:
+    """provision.yml --tags aws_monitoring with the operators' subscriptions, a 14-day retention and the
+    topic's customer managed key, twice."""
+    first = _provision(run, lab, aws_monitoring_topic_kms_key=topic_key)
     assert first.rc == 0, first.tail()
-    second = _provision(run, lab)
-    return {"first": first, "second": second}
+    second = _provision(run, lab, aws_monitoring_topic_kms_key=topic_key)
+    return {"first": first, "second": second, "key": topic_key}
 
 
 def _alarms(client: Callable) -> dict[str, dict]:
@@ -94,7 +115,7 @@ def _dims(alarm: dict) -> dict[str, str]:
 def test_the_topic_is_encrypted_tagged_and_has_the_operators_subscriptions(monitored: dict, client: Callable) -> None:
     sns = client("sns")
     arn = _topic_arn(client)
-    assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["KmsMasterKeyId"] == "alias/aws/sns"
+    assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["KmsMasterKeyId"] == monitored["key"]
     assert {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn)["Tags"]}.items() >= TAGS.items()
     subs = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
     assert sorted((s["Protocol"], s["Endpoint"]) for s in subs) == sorted(

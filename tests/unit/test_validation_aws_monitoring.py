@@ -36,6 +36,8 @@ def errors(**changes: Any) -> list[str]:
 def test_good_inputs_have_no_errors() -> None:
     assert errors() == []
     assert errors(aws_monitoring_log_retention_days=0, aws_monitoring_subscriptions=[]) == []
+    assert errors(aws_monitoring_topic_kms_key="") == []
+    assert errors(aws_monitoring_topic_kms_key="alias/ec2-fleet-alarms") == []
     assert errors(aws_monitoring_alarm_overrides={"host_cpu": {"threshold": 95, "period": 60}}) == []
     assert errors(aws_monitoring_alarm_overrides={"alb_5xx_share": {"threshold": "0.5", "period": 10}}) == []
 
@@ -69,6 +71,10 @@ CASES = [
      "must be a dict with a protocol and a non-empty endpoint"),
     ({"aws_monitoring_log_retention_days": 10}, "aws_monitoring_log_retention_days must be one of CloudWatch Logs' "
      "values 0, 1, 3, 5, 7, 14, 30"),
+    ({"aws_monitoring_topic_kms_key": "alias/aws/sns"}, "aws_monitoring_topic_kms_key must not be AWS's managed "
+     "key for SNS (alias/aws/sns): CloudWatch alarms cannot publish to a topic it encrypts"),
+    ({"aws_monitoring_topic_kms_key": "arn:aws:kms:eu-west-1:123456789012:alias/aws/sns"},
+     "aws_monitoring_topic_kms_key must not be AWS's managed key"),
     ({"aws_monitoring_healthy_hosts_floor": 0}, "aws_monitoring_healthy_hosts_floor must be 1 or more hosts; got 0"),
     ({"aws_monitoring_name_prefix": "-bad prefix"}, "aws_monitoring_name_prefix must be"),
     ({"aws_monitoring_topic_name": "alarms.fifo"}, "aws_monitoring_topic_name must be"),
