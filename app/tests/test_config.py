@@ -46,6 +46,10 @@ def test_defaults_apply_when_only_required_variables_are_set() -> None:
         ({"REDIS_CA_FILE": "/nonexistent/ca.pem"}, "REDIS_CA_FILE '/nonexistent/ca.pem' does not exist"),
         ({"BIND": "8000"}, "BIND must be HOST:PORT"),
         ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be between 1"),
+        ({"APP_FAULT_READ_ERROR_PERCENT": "101"}, "APP_FAULT_READ_ERROR_PERCENT must be between 0 and 100"),
+        ({"APP_FAULT_READ_ERROR_PERCENT": "ten"}, "APP_FAULT_READ_ERROR_PERCENT must be an integer"),
+        ({"APP_FAULT_READ_DELAY_MS": "-5"}, "APP_FAULT_READ_DELAY_MS must be between 0 and 60000"),
+        ({"APP_FAULT_READ_DELAY_MS": "60001"}, "APP_FAULT_READ_DELAY_MS must be between 0 and 60000"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_variable(overrides: dict[str, str], variable: str) -> None:

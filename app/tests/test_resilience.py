@@ -193,3 +193,40 @@ def test_force_unready_makes_ready_fail(launch, postgres: PostgresServer, redis_
     assert ready.json()["reason"] == "APP_FORCE_UNREADY is set"
     assert ready.json()["database"]["state"] == "up"
     assert app.get("/health").status == 200
+
+
+def test_fault_settings_fail_that_share_of_order_reads_and_delay_them(
+    launch, postgres: PostgresServer, redis_server
+) -> None:
+    """APP_FAULT_READ_ERROR_PERCENT=10: 10 % of order reads answer 500 (JSON); /ready and /health stay fine.
+    APP_FAULT_READ_DELAY_MS=150: every order read takes at least that long, other routes do not."""
+    app: AppProcess = launch(app_env(postgres, redis_server.url, APP_FAULT_READ_ERROR_PERCENT="10",
+                                     APP_FAULT_READ_DELAY_MS="150", WEB_CONCURRENCY="1"))
+    created = app.send("POST", "/orders", new_order())
+    assert created.status == 201, created.body
+    order_id = created.json()["id"]
+    started = time.monotonic()
+    statuses = []
+    for _ in range(40):
+        reply = app.get(f"/orders/{order_id}")
+        statuses.append(reply.status)
+        if reply.status == 500:
+            assert reply.json() == {"error": "injected_fault", "detail": "APP_FAULT_READ_ERROR_PERCENT is set"}
+    assert time.monotonic() - started >= 40 * 0.15
+    assert statuses.count(500) == 4 and statuses.count(200) == 36, statuses
+    quick = time.monotonic()
+    assert app.get("/ready").status == 200
+    assert app.get("/health").status == 200
+    assert time.monotonic() - quick < 0.3
+
+
+def test_fault_share_holds_over_many_reads_without_delay(launch, postgres: PostgresServer, redis_server) -> None:
+    app: AppProcess = launch(app_env(postgres, redis_server.url, APP_FAULT_READ_ERROR_PERCENT="25",
+                                     WEB_CONCURRENCY="2"))
+    created = app.send("POST", "/orders", new_order())
+    order_id = created.json()["id"]
+    statuses = [app.get(f"/orders/{order_id}").status for _ in range(200)]
+    # Each worker fails exactly every 4th of its reads: 50 of 200 overall, give or take one per worker.
+    assert set(statuses) == {200, 500}
+    assert 48 <= statuses.count(500) <= 52, statuses.count(500)
+    assert app.get("/ready").status == 200

@@ -45,6 +45,7 @@ class Services:
     cache: OrderCache
     identity: InstanceIdentity
     requests: int = 0
+    fault_credit: int = 0  # APP_FAULT_READ_ERROR_PERCENT's running share, in percent (see _read_fault)
 
 
 def _services(request: Request) -> Services:
@@ -99,9 +100,27 @@ async def create_order(request: Request) -> Response:
     return _order_response(to_json(row), status=201)
 
 
+def _read_fault(svc: Services) -> bool:
+    """APP_FAULT_READ_ERROR_PERCENT: True for exactly that share of this worker's order reads, spread evenly
+    (each read adds the percent; a read that brings the sum to 100 fails and takes 100 off), so 10 fails
+    reads 10, 20, 30, ... and any 200 reads of a worker hold 20 failures."""
+    percent = svc.settings.fault_read_error_percent
+    if percent <= 0:
+        return False
+    svc.fault_credit += percent
+    if svc.fault_credit >= 100:
+        svc.fault_credit -= 100
+        return True
+    return False
+
+
 async def get_order(request: Request) -> Response:
     svc = _services(request)
     order_id = _order_id(request)
+    if svc.settings.fault_read_delay_ms:
+        await asyncio.sleep(svc.settings.fault_read_delay_ms / 1000)
+    if _read_fault(svc):
+        return error(500, "injected_fault", "APP_FAULT_READ_ERROR_PERCENT is set")
     cached = await svc.cache.get(order_id)
     if cached is not None:
         return _order_response(cached, cache="hit")

@@ -50,6 +50,9 @@ class Settings:
     keepalive_seconds: int = 75
     force_unready: bool = False
     debug_endpoints: bool = False
+    # Fault settings (a "bad release" for alarm tests): that share of order reads answers 500; each read waits.
+    fault_read_error_percent: int = 0
+    fault_read_delay_ms: int = 0
     cors_allow_origins: tuple[str, ...] = ()
 
     @property
@@ -241,6 +244,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         keepalive_seconds=r.integer("KEEPALIVE_SECONDS", 75, 1, 3600),
         force_unready=r.boolean("APP_FORCE_UNREADY", False),
         debug_endpoints=r.boolean("APP_DEBUG_ENDPOINTS", False),
+        fault_read_error_percent=r.integer("APP_FAULT_READ_ERROR_PERCENT", 0, 0, 100),
+        fault_read_delay_ms=r.integer("APP_FAULT_READ_DELAY_MS", 0, 0, 60000),
         cors_allow_origins=cors_allow_origins,
     )
     if r.problems:
