@@ -38,6 +38,7 @@ from ec2_fleet_dev.lab.moto_lab import BOOK, Health, Key
 log = logging.getLogger(__name__)
 
 HEALTHY = Health("healthy")
+LOG_TAG = "lab-alb-request"  # first word of each request's log line (metrics.py)
 RUNTIME_FILE = "balancer.json"  # in the state dir: settings a test changes while the lab runs
 Route = tuple[str, str | None]  # ("forward", target group ARN) or ("redirect", None)
 
@@ -86,7 +87,17 @@ def listener_routes(elbv2: Any) -> dict[str, Route]:
     """What the lab's two frontends do, from the load balancers' listeners in moto: per protocol
     ("http", "https"), the listener on the standard port (80, 443) first, then any; the first
     load balancer by name wins."""
-    candidates: dict[str, list[tuple[int, int, Route]]] = {"http": [], "https": []}
+    return {protocol: route for protocol, (route, _) in _listeners(elbv2).items()}
+
+
+def listener_load_balancers(elbv2: Any) -> dict[str, str]:
+    """Per frontend ("http", "https"): the ARN of the load balancer whose listener it plays (metrics.py's
+    LoadBalancer dimension)."""
+    return {protocol: lb_arn for protocol, (_, lb_arn) in _listeners(elbv2).items()}
+
+
+def _listeners(elbv2: Any) -> dict[str, tuple[Route, str]]:
+    candidates: dict[str, list[tuple[int, int, Route, str]]] = {"http": [], "https": []}
     for rank, lb in enumerate(sorted(list(elbv2.load_balancers.values()), key=lambda b: b.name)):
         for listener in list(lb.listeners.values()):
             protocol = str(listener.protocol).lower()
@@ -105,9 +116,9 @@ def listener_routes(elbv2: Any) -> dict[str, Route]:
                         in ("HTTPS", "#{PROTOCOL}"):
                     route = ("redirect", None)
                 if route:
-                    candidates[protocol].append((rank, int(listener.port) != standard, route))
+                    candidates[protocol].append((rank, int(listener.port) != standard, route, lb.arn))
                     break
-    return {protocol: min(found)[2] for protocol, found in candidates.items() if found}
+    return {protocol: min(found)[2:] for protocol, found in candidates.items() if found}
 
 
 @dataclass
@@ -141,8 +152,9 @@ def registration_delay(config: LabConfig) -> float:
 
 
 class Balancer:
-    def __init__(self, config: LabConfig, certificate: Path) -> None:
+    def __init__(self, config: LabConfig, certificate: Path, log_socket: Path | None = None) -> None:
         self.config = config
+        self.log_socket = log_socket  # a unix datagram socket: one line per request (metrics.py reads it)
         self.certificate = certificate  # PEM: server certificate, then its key (HAProxy's crt)
         d = config.state_dir / "haproxy"
         self.cfg, self.sock, self.pidfile = d / "haproxy.cfg", d / "admin.sock", d / "haproxy.pid"
@@ -221,6 +233,7 @@ class Balancer:
             "  timeout server 60s",
             "  timeout http-request 10s",
             "  load-server-state-from-file global",
+            *self._log_lines(),
             "frontend lab-alb-http",
             f"  bind {c.lb_host}:{c.lb_port}",
             *self._route_lines("http"),
@@ -246,6 +259,16 @@ class Balancer:
         tmp = self.cfg.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
         os.replace(tmp, self.cfg)
+
+    def _log_lines(self) -> list[str]:
+        """Per request, as metrics.py parses it: frontend, backend, server (<NOSRV>: none), status, Tr (ms until
+        the server's response headers, -1: none), Ta (ms, whole request), termination state."""
+        if not self.log_socket:
+            return []
+        return [
+            f"  log {self.log_socket} len 1024 format raw local0 info",
+            f'  log-format "{LOG_TAG} %f %b %s %ST %Tr %Ta %ts"',
+        ]
 
     def _route_lines(self, protocol: str) -> list[str]:
         kind, arn = self.routes.get(protocol, ("none", None))

@@ -48,6 +48,9 @@ class LabConfig:
     # 10 s: long enough that a wait without a margin fails here as it would on AWS, short enough
     # for the tests' many registrations; `<state dir>/balancer.json` changes it while the lab runs.
     registration_delay: float = 10.0
+    # metrics.py publishes the load balancer's metrics to CloudWatch this often; alarms.py evaluates alarms.
+    metrics_seconds: float = 5.0
+    alarm_seconds: float = 5.0
 
     @property
     def moto_url(self) -> str:
@@ -89,6 +92,9 @@ class LabConfig:
             problems.append(f"EC2_FLEET_LAB_BUSY_BOOT_SECONDS must be 0-3600 seconds (got {self.busy_boot_seconds})")
         if not 0 <= self.registration_delay <= 600:
             problems.append(f"EC2_FLEET_LAB_REGISTRATION_DELAY must be 0-600 seconds (got {self.registration_delay})")
+        for field in ("metrics_seconds", "alarm_seconds"):
+            if not 1 <= getattr(self, field) <= 60:
+                problems.append(f"EC2_FLEET_LAB_{field.upper()} must be 1-60 seconds (got {getattr(self, field)})")
         if problems:
             raise ValueError("; ".join(problems))
 

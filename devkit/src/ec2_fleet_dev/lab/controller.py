@@ -1,4 +1,5 @@
-"""The lab controller process (`labctl.py run`): moto, the fleet reconcile loop, HAProxy, IMDS.
+"""The lab controller process (`labctl.py run`): moto, the fleet reconcile loop, HAProxy, IMDS, the load
+balancer's CloudWatch metrics (metrics.py) and the evaluation of alarms (alarms.py).
 On SIGTERM/SIGINT it removes everything it started."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import boto3
 import moto
 
-from ec2_fleet_dev.lab import faults, keys, moto_lab, podman, services_image, state
+from ec2_fleet_dev.lab import alarms, faults, keys, moto_lab, podman, services_image, state
 from ec2_fleet_dev.lab.balancer import Balancer
 from ec2_fleet_dev.lab.config import LabConfig
 from ec2_fleet_dev.lab.database import pooler_url as database_pooler_url
@@ -25,6 +26,7 @@ from ec2_fleet_dev.lab.edge import Edge
 from ec2_fleet_dev.lab.fleet import Fleet
 from ec2_fleet_dev.lab.internet import NAME as EXTERNAL_REDIS_NAME
 from ec2_fleet_dev.lab.internet import InternetRedis
+from ec2_fleet_dev.lab.metrics import Metrics, MetricStore
 
 log = logging.getLogger(__name__)
 POOLER_CA_ON_HOSTS = "/usr/local/share/ca-certificates/ec2-fleet-cache-ca.crt"
@@ -34,9 +36,8 @@ def clients(config: LabConfig) -> dict[str, Any]:
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region
     )
-    return {
-        s: session.client(s, endpoint_url=config.moto_url) for s in ("ec2", "elasticache", "ssm", "elbv2", "acm")
-    }
+    services = ("ec2", "elasticache", "ssm", "elbv2", "acm", "cloudwatch")
+    return {s: session.client(s, endpoint_url=config.moto_url) for s in services}
 
 
 def ubuntu_ami() -> str:
@@ -53,7 +54,10 @@ class Controller:
         self.config = config
         self.paths = state.Paths(config.state_dir)
         self.stop_event = threading.Event()
-        self.balancer = Balancer(config, self.paths.root / "haproxy" / "lb.pem")
+        log_socket = self.paths.root / "haproxy" / "requests.sock"
+        self.balancer = Balancer(config, self.paths.root / "haproxy" / "lb.pem", log_socket)
+        self.metric_store = MetricStore()
+        self.metrics = Metrics(log_socket, self.metric_store)
         self.fleet: Fleet | None = None
         self.internet: InternetRedis | None = None
         self.edge: Edge | None = None
@@ -108,6 +112,7 @@ class Controller:
             aws["ssm"].put_parameter(Name=name, Type=kind, Value=value, Overwrite=True)
         log.info("moto at %s (SSM: %s)", c.moto_url, ", ".join(parameters))
         services_image.ensure(c)
+        self.metrics.start()  # before HAProxy: its first request is counted
         self.balancer.start()
         self.edge = self._start_edge(ca)
         # The internet Redis before the first instance: every instance gets its name in /etc/hosts.
@@ -119,6 +124,12 @@ class Controller:
         self._loop(
             "balancer", c.balancer_seconds, lambda: self.balancer.sync(self.fleet.instance_ips if self.fleet else {})
         )
+        elbv2 = moto_lab.backend("elbv2", c.region)
+        self._loop("metrics", c.metrics_seconds, lambda: self.metrics.publish(
+            aws["cloudwatch"], elbv2, dict(self.balancer.specs), dict(moto_lab.BOOK.health)))
+        # Evaluated data is what metrics.py has published: a period counts once it ended a pass ago.
+        self._loop("alarms", c.alarm_seconds,
+                   lambda: alarms.evaluate_all(aws["cloudwatch"], self.metric_store, lag=c.metrics_seconds + 1))
         internet = self.internet
         self._loop("internet", c.reconcile_seconds, lambda: internet.ensure(faults.read(c.state_dir).ext_redis_stopped))
         endpoints = {
@@ -267,6 +278,7 @@ class Controller:
                 self.fleet.teardown()
         finally:
             self.balancer.stop()
+            self.metrics.stop()
             if self.edge:
                 self.edge.stop()
             if self.internet:
