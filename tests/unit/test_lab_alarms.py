@@ -17,8 +17,8 @@ from ec2_fleet_dev.lab.metrics import MetricStore, Request, aggregate, parse
 LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/ec2-fleet-lab/50dc6c495c0c9188"
 TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/ec2-fleet-lab-tg/73e2d6bc24d8a067"
 LB_DIMS = (("LoadBalancer", "app/ec2-fleet-lab/50dc6c495c0c9188"),)
-TG_DIMS = (("LoadBalancer", "app/ec2-fleet-lab/50dc6c495c0c9188"),
-           ("TargetGroup", "targetgroup/ec2-fleet-lab-tg/73e2d6bc24d8a067"))  # fmt: skip
+TG_DIMS = (("TargetGroup", "targetgroup/ec2-fleet-lab-tg/73e2d6bc24d8a067"),
+           ("LoadBalancer", "app/ec2-fleet-lab/50dc6c495c0c9188"))  # as published (the store sorts them)
 T0 = 1_796_513_400  # 2026-12-05 23:30:00 UTC, a multiple of 10 and 60
 
 
@@ -44,7 +44,7 @@ def store_with(periods: dict[int, tuple[int, int]], period: int = 10) -> MetricS
             r = Request("lab-alb-https", "tg-x", "i-1-8000", status, 12, 13, "--")
             for dims, metrics in aggregate([r], {"tg-x": TG}, {"lab-alb-https": LB}).items():
                 for name, values in metrics.items():
-                    store.add("AWS/ApplicationELB", name, dims, start + i % period, values)
+                    store.add("AWS/ApplicationELB", name, tuple(sorted(dims)), start + i % period, values)
     return store
 
 

@@ -42,7 +42,9 @@ REQUEST_METRICS = ("RequestCount", "HTTPCode_Target_2XX_Count", "HTTPCode_Target
 HEALTH_METRICS = ("HealthyHostCount", "UnHealthyHostCount")
 PUBLISHED = frozenset(REQUEST_METRICS + HEALTH_METRICS)
 KEEP_SECONDS = 3 * 3600  # what the store keeps (the longest alarm window the lab evaluates)
-Dims = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
+# (name, value) pairs: sorted in the store; published TargetGroup first, as ALB lists them and aws_monitoring's
+# alarms name them (moto 5 matches a query's dimensions to a datum's in order: its Dimension sorts wrongly).
+Dims = tuple[tuple[str, str], ...]
 
 
 def dims_of(dimensions: list[dict[str, str]] | None) -> Dims:
@@ -191,7 +193,7 @@ class Metrics:
             states = [h.state for key, h in health.items() if key[0] == arn]
             counts = {"HealthyHostCount": states.count("healthy"), "UnHealthyHostCount": states.count("unhealthy")}
             for lb_arn in sorted(getattr(tg, "load_balancer_arns", []) or []):
-                dims = (("LoadBalancer", arn_suffix(lb_arn, "app")), ("TargetGroup", arn_suffix(arn, "targetgroup")))
+                dims = (("TargetGroup", arn_suffix(arn, "targetgroup")), ("LoadBalancer", arn_suffix(lb_arn, "app")))
                 data += self._datums(now, dims, {m: Counter({float(v): 1}) for m, v in counts.items()})
         for chunk in range(0, len(data), 500):
             cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[chunk:chunk + 500])
@@ -202,7 +204,7 @@ class Metrics:
         stamp = datetime.fromtimestamp(second, timezone.utc)
         out = []
         for name, values in metrics.items():
-            self.store.add(NAMESPACE, name, dims, second, values)
+            self.store.add(NAMESPACE, name, tuple(sorted(dims)), second, values)
             pairs = sorted(values.items())
             datum: dict[str, Any] = {
                 "MetricName": name,
@@ -232,7 +234,7 @@ def aggregate(requests: list[Request], by_backend: dict[str, str], frontend_lb: 
         sets = [lb]
         tg_arn = by_backend.get(r.backend)
         if tg_arn:
-            sets.append(tuple(sorted((*lb, ("TargetGroup", arn_suffix(tg_arn, "targetgroup"))))))
+            sets.append((("TargetGroup", arn_suffix(tg_arn, "targetgroup")), *lb))  # ALB's order (and moto's, below)
         for dims in sets:
             m = out.setdefault(dims, {"RequestCount": Counter(), "HTTPCode_Target_2XX_Count": Counter(),
                                       "HTTPCode_Target_5XX_Count": Counter()})  # fmt: skip
