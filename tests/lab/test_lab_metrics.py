@@ -32,7 +32,7 @@ from ec2_fleet_dev.labs import LAB_TAGS, Lab, free_vpc_cidr, lab_env, wait_for
 from ec2_fleet_dev.plays import ROOT
 
 FAULT_SERVER = r"""
-import http.server, sys
+import http.server, sys, time
 IID = sys.argv[1]
 credit = 0
 class H(http.server.BaseHTTPRequestHandler):
@@ -50,10 +50,14 @@ class H(http.server.BaseHTTPRequestHandler):
             if credit >= 100:
                 credit -= 100
                 status = 500
+            try:
+                time.sleep(int(open("/run/fault-delay-ms").read()) / 1000)
+            except (OSError, ValueError):
+                pass
         body = (IID + "\n").encode()
         self.send_response(status); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
-http.server.HTTPServer(("0.0.0.0", 8000), H).serve_forever()
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
 """
 
 
@@ -126,9 +130,11 @@ def service(lab: Lab) -> dict[str, Any]:
     return {"ids": ids, "tg": tg, "lb": lb}
 
 
-def set_fault(lab: Lab, service: dict, percent: int) -> None:
+def set_fault(lab: Lab, service: dict, percent: int, delay_ms: int = 0) -> None:
+    """What the stand-in servers do to order reads from now on (APP_FAULT_READ_ERROR_PERCENT / _DELAY_MS)."""
     for iid in service["ids"]:
-        subprocess.run(["podman", "exec", f"{lab.name}-{iid}", "sh", "-c", f"echo {percent} > /run/fault-percent"],
+        subprocess.run(["podman", "exec", f"{lab.name}-{iid}", "sh", "-c",
+                        f"echo {percent} > /run/fault-percent; echo {delay_ms} > /run/fault-delay-ms"],
                        check=True, timeout=30)  # fmt: skip
 
 
@@ -219,6 +225,23 @@ def test_metrics_and_the_target_5xx_share_alarm(lab: Lab, service: dict) -> None
     to_ok = drive(lab, cw, name, "OK", clean, 120)
     assert set(clean) == {200}, clean
     assert "were not greater than the threshold (0.05)" in alarm_state(cw, name)["StateReason"]
+    # Every target response time is a sample in moto: one per read a target answered.
+    samples = cw.get_metric_data(
+        MetricDataQueries=[{"Id": "n", "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB",
+                            "MetricName": "TargetResponseTime", "Dimensions": lb_dims}, "Period": 3600,
+                            "Stat": "SampleCount"}}], StartTime=since, EndTime=since + timedelta(seconds=3600),
+    )["MetricDataResults"][0]["Values"]  # fmt: skip
+    assert samples and samples[0] >= sum(sent.values())  # the clean reads published so far come on top
+
+    # Slow reads (300 ms, the old release answered in about 1 ms): the p99 latency alarm of the plan fires.
+    slow = dict(plan[f"{lab.name}-target-response-time-p99"], Threshold=0.25)
+    cw.put_metric_alarm(**slow)
+    set_fault(lab, service, 0, delay_ms=300)
+    slow_reads: Counter = Counter()
+    to_slow_alarm = drive(lab, cw, slow["AlarmName"], "ALARM", slow_reads, 120)
+    reason = alarm_state(cw, slow["AlarmName"])["StateReason"]
+    assert "were greater than the threshold (0.25)" in reason and "[0.3" in reason, reason
+    assert json.loads(alarm_state(cw, slow["AlarmName"])["StateReasonData"])["statistic"] == "p99"
 
     # No target answers: HAProxy's own 503s are the load balancer's 5xx, and both hosts count unhealthy.
     for iid in service["ids"]:
@@ -238,7 +261,8 @@ def test_metrics_and_the_target_5xx_share_alarm(lab: Lab, service: dict) -> None
     )["MetricDataResults"][0]["Values"]  # fmt: skip
     assert unhealthy == [2.0]
     print(f"\nlab metrics: to ALARM {to_alarm:.0f} s after {sum(sent.values())} reads ({sent[500]} 500s); "
-          f"to OK {to_ok:.0f} s after {sum(clean.values())} clean reads")
+          f"to OK {to_ok:.0f} s after {sum(clean.values())} clean reads; p99 alarm {to_slow_alarm:.0f} s after "
+          f"{sum(slow_reads.values())} slow reads")
 
 
 def test_down_leaves_no_container(lab: Lab) -> None:
