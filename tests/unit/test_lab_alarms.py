@@ -219,3 +219,21 @@ def test_evaluate_all_sets_a_state_only_when_it_changes() -> None:
     assert alarms.evaluate_all(cw, store, lag=0, now=T0) == {"lab-target-5xx-share": "ALARM"}
     assert alarms.evaluate_all(cw, store, lag=0, now=T0) == {}
     assert len(cw.calls) == 1 and cw.calls[0]["StateReason"].startswith("Threshold Crossed: 2 out of the last 3")
+
+
+def test_metrics_dimension_values_are_the_monitoring_plans() -> None:
+    from ansible_collections.ec2_fleet.fleet.plugins.filter.aws_monitoring import arn_suffix as plan_suffix
+
+    from ec2_fleet_dev.lab.metrics import arn_suffix
+
+    assert arn_suffix(LB, "app") == plan_suffix(LB, "app") == "app/ec2-fleet-lab/50dc6c495c0c9188"
+    assert arn_suffix(TG, "targetgroup") == plan_suffix(TG, "targetgroup") == TG_DIMS[0][1]
+
+
+@pytest.mark.parametrize("field", ["metrics_seconds", "alarm_seconds"])
+@pytest.mark.parametrize("value", [0.5, 61.0])
+def test_lab_settings_of_the_loops_are_bounded(field: str, value: float) -> None:
+    from ec2_fleet_dev.lab.config import LabConfig
+
+    with pytest.raises(ValueError, match=f"EC2_FLEET_LAB_{field.upper()} must be 1-60 seconds"):
+        LabConfig(**{field: value}).validate()
