@@ -1,0 +1,116 @@
+"""Deploys that watch CloudWatch alarms, in the lab, under a steady load of order reads.
+
+The lab publishes the load balancer's metrics from HAProxy's request log into CloudWatch (moto) and evaluates
+the alarms as CloudWatch does (devkit lab/metrics.py, lab/alarms.py); rolling_update.yml watches the
+environment's deploy alarms (rolling_alarms) before each batch and during its bake. Here the alarms run on
+10 s periods (aws_monitoring_alarm_overrides, as an operator would set them for deploys), and the fixture
+puts the environment's defaults back afterwards, whatever happened.
+
+A release that passes /ready but answers 500 to 10 % of order reads (APP_FAULT_READ_ERROR_PERCENT) goes out
+one host at a time with a bake: the targets' 5xx share alarm fires during the first batch's bake, the run
+stops, that host goes back to the release it served and the others are never touched. The load's JSON report
+and PNG timeline are kept in .cache/test-reports/rolling/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from test_20_faults import figure, new_order
+from test_30_rolling import REPORTS, assert_fleet_on, aws, statuses, target_group_arn
+
+from ec2_fleet_dev.lbhttp import http
+from ec2_fleet_dev.loadgen import LoadGen, delivery
+
+pytestmark = pytest.mark.fleet
+
+PREFIX = "ec2-fleet-lab"
+TARGET_5XX = f"{PREFIX}-target-5xx-share"
+RATE = 30
+# The deploy alarm on 10 s periods: 2 of the last 3 periods above 1 % of the target group's requests. One
+# host of three answering 500 to a tenth of its reads puts the share near 3 %.
+FAST = {"target_5xx_share": {"threshold": 0.01, "period": 10, "evaluation_periods": 3, "datapoints_to_alarm": 2,
+                             "treat_missing_data": "notBreaching"}}
+
+
+def alarm_states(fleet, names: list[str]) -> dict[str, str]:
+    found = aws(fleet, "cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"]
+    return {a["AlarmName"]: a["StateValue"] for a in found}
+
+
+def wait_ok(fleet, names: list[str], seconds: float = 120) -> dict[str, str]:
+    """The alarms' states once all are OK, or as they are after `seconds` (a bounded wait)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        states = alarm_states(fleet, names)
+        if set(states.values()) == {"OK"} or time.monotonic() > deadline:
+            return states
+        time.sleep(2)
+
+
+@pytest.fixture
+def fast_alarms(converged) -> Iterator[object]:
+    fleet = converged
+    run = fleet.play("provision", "--tags", "aws_monitoring", extra={"aws_monitoring_alarm_overrides": FAST})
+    try:
+        assert run.rc == 0, run.tail()
+        alarm = aws(fleet, "cloudwatch").describe_alarms(AlarmNames=[TARGET_5XX])["MetricAlarms"][0]
+        assert alarm["EvaluationPeriods"] == 3 and alarm["Threshold"] == 0.01, alarm
+        yield fleet
+    finally:
+        back = fleet.play("provision", "--tags", "aws_monitoring")
+        assert back.rc == 0, back.tail()
+        # Later files deploy too: the deploy alarms must be OK again when they start.
+        states = wait_ok(fleet, [TARGET_5XX, f"{PREFIX}-alb-5xx-share", f"{PREFIX}-target-response-time-p99"])
+        assert set(states.values()) == {"OK"}, states
+
+
+def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_host_goes_back(fast_alarms):
+    fleet = fast_alarms
+    lb = fleet.endpoints["lb_url"]
+    old = http(f"{lb}/version")[2]["version"]
+    new = f"{old}-alarmed"
+    order = new_order(lb, customer="alarm-test")
+    assert http(f"{lb}/orders/{order['id']}")[0] == 200
+    assert wait_ok(fleet, [TARGET_5XX]) == {TARGET_5XX: "OK"}
+    extra = {"app_version": new, "app_release_env": {"APP_FAULT_READ_ERROR_PERCENT": "10"},
+             "rolling_bake_seconds": 120, "rolling_audit_dir": str(fleet.state_dir / "audit")}
+    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=900,
+                 target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"],
+                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True) as load:
+        time.sleep(2)
+        started = time.monotonic()
+        result = fleet.play("rolling_update", extra=extra)
+        took = time.monotonic() - started
+        time.sleep(2)
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    load.write(REPORTS / "alarm-5xx-stops.json", REPORTS / "alarm-5xx-stops.png")
+    report = load.report
+
+    assert result.rc != 0, result.tail()
+    first, *others = statuses(result).items()
+    assert first[1] == "failed" and [s for _, s in others] == ["not updated", "not updated"], statuses(result)
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert f"alarm {TARGET_5XX} in ALARM during the bake of batch 1" in failure, failure[-3000:]
+    assert f"Back on {old} and healthy in the target group." in failure, failure[-3000:]
+    # What the clients saw: every request answered; the only failures are 500s from the canary (the 50 the
+    # report details), and the other hosts stayed healthy in the target group in every poll of the run.
+    canary = first[0][first[0].index("i-"):]
+    assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
+    kinds = {k: n for k, n in report["failures_by_kind"].items() if n}
+    assert set(kinds) == {"http_5xx"} and report["status_codes"].get("500") == report["failed"], report["status_codes"]
+    assert all(f"HTTP 500 from {canary}" in f["detail"] and "injected_fault" in f["detail"]
+               for f in report["failures"]), report["failures"][:5]
+    for host, _ in others:
+        instance = host[host.index("i-"):]
+        assert all(s["states"].get(instance) == "healthy" for s in report["target_health"]), host
+    bad_seconds = [s["t"] for s in report["series"] if s["failed"]]
+    bad_for = bad_seconds[-1] - bad_seconds[0] + 1
+    share = report["failed"] / report["requests"]
+    figure(f"alarm-gated rolling update, 10 % of order reads failing on the new release: {TARGET_5XX} stopped it "
+           f"and the canary was out of service {bad_for} s after its first bad answer; {report['failed']} of "
+           f"{report['requests']} requests failed ({share:.2%}), all 500s from the canary; the run took {took:.0f} s")
+    assert bad_for <= 120, bad_for
+    assert_fleet_on(fleet, old)
