@@ -91,7 +91,7 @@ def test_requests_from_the_allowed_origin_carry_the_origin_and_expose_the_served
     assert created.headers["access-control-allow-origin"] == FRONTEND
     assert created.headers["access-control-allow-origin"] != "*"
     exposed = {h.strip().lower() for h in created.headers["access-control-expose-headers"].split(",")}
-    assert {"x-served-by", "x-request-id", "x-cache"} <= exposed
+    assert {"x-served-by", "x-app-version", "x-request-id", "x-cache"} <= exposed
     read = cors_service.get(f"/orders/{created.json()['id']}", headers={"Origin": FRONTEND})
     assert (read.status, read.json()["customer"]) == (200, "cors")
     assert read.headers["access-control-allow-origin"] == FRONTEND

@@ -88,6 +88,22 @@ def test_cache_entries_expire_after_the_ttl(service: AppProcess, redis_server: R
     assert service.get(path).headers["x-cache"] == "miss"
 
 
+def test_every_answer_names_the_release_that_served_it(service: AppProcess) -> None:
+    """X-App-Version on every response (ok, created, not found, refused), equal to /version's version."""
+    version = service.get("/version").json()["version"]
+    assert version == "1.2.3"  # APP_VERSION of the shared service
+    created = service.send("POST", "/orders", new_order())
+    replies = [
+        created,
+        service.get(f"/orders/{created.json()['id']}"),
+        service.get("/orders/999999999"),
+        service.send("POST", "/orders", {"customer": ""}),
+        service.get("/health"),
+    ]
+    assert [r.status for r in replies] == [201, 200, 404, 422, 200]
+    assert [r.headers.get("x-app-version") for r in replies] == [version] * len(replies)
+
+
 def test_request_id_is_honoured_and_logged(service: AppProcess) -> None:
     reply = service.get("/health", headers={"X-Request-ID": "req-abc-123"})
     assert reply.headers["x-request-id"] == "req-abc-123"

@@ -273,6 +273,10 @@ class RequestContext:
                 known = services.identity.known if services is not None else None
                 if known is not None:
                     headers.append((b"x-served-by", known.instance_id.encode()))
+                # Which release answered, on every response: a load test reading /orders/<id> sees
+                # the release behind each answer without a /version body.
+                if services is not None:
+                    headers.append((b"x-app-version", services.settings.app_version.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -306,7 +310,7 @@ class CorsHeaders:
 
     methods = "GET, POST, PUT, PATCH"
     allow_headers = ("content-type", "x-request-id")
-    expose_headers = "X-Request-ID, X-Served-By, X-Cache"
+    expose_headers = "X-Request-ID, X-Served-By, X-App-Version, X-Cache"
     max_age = "600"
 
     def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
