@@ -28,6 +28,10 @@ import boto3
 import pytest
 
 from ec2_fleet_dev import loadgen
+from ec2_fleet_dev.loadgen.plot import alarm_segments
+from ec2_fleet_dev.loadgen.plot import plot as draw
+from ec2_fleet_dev.loadgen.poller import alarm_report
+from ec2_fleet_dev.loadgen.report import Result, build_report
 from ec2_fleet_dev.plays import ROOT, free_port, moto_server
 
 LOADGEN = ROOT / "tools" / "loadgen.py"
@@ -82,18 +86,25 @@ class _Handler(BaseHTTPRequestHandler):
             action = ("version", "i-slow", "1.0.0")
         if kind == "status":
             self._send(action[1], b'{"error": "scripted"}', served_by="i-aaaa")
+        elif kind == "order":  # an /orders/<id> answer: no version in the body, the release in X-App-Version
+            self._send(200, b'{"id": 1, "customer": "acme"}', served_by=action[1], app_version=action[2])
+        elif kind == "version_header":  # a /version body and a header naming another release
+            body = {"service": "orders-api", "version": action[2], "instance_id": action[1]}
+            self._send(200, json.dumps(body).encode(), served_by=action[1], app_version=action[3])
         elif kind == "garbage":
             self._send(200, b"<html>not json</html>")
         else:
             body = {"service": "orders-api", "version": action[2], "instance_id": action[1]}
             self._send(200, json.dumps(body).encode(), served_by=action[1])
 
-    def _send(self, status: int, body: bytes, served_by: str | None = None) -> None:
+    def _send(self, status: int, body: bytes, served_by: str | None = None, app_version: str | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         if served_by:
             self.send_header("X-Served-By", served_by)
+        if app_version:
+            self.send_header("X-App-Version", app_version)
         self.end_headers()
         self.wfile.write(body)
 
@@ -551,3 +562,178 @@ def test_https_with_a_ca_file_and_keep_alive(tmp_path: Path) -> None:
     refused = untrusted.report
     assert refused["failed"] == refused["requests"] == 5
     assert all("CERTIFICATE_VERIFY_FAILED" in f["detail"] for f in refused["failures"]), refused["failures"]
+
+
+# -- the release behind every answer -----------------------------------------------------------
+
+
+def test_release_of_any_path_comes_from_the_x_app_version_header() -> None:
+    def script(n: int) -> Action:
+        if n == 5:
+            return ("status", 500)
+        return ("order", "i-aaaa", "1.0.0") if n % 2 == 0 else ("order", "i-bbbb", "2.0.0")
+
+    with scripted_server(script) as server:
+        url = server.url.replace("/version", "/orders/1")
+        with loadgen.LoadGen(url, rate=50, max_requests=10) as load:
+            assert load.stopped.wait(5)
+    report = load.report
+    assert report["expect"] == "status"
+    assert report["requests"] == 10 and report["failed"] == 1
+    assert report["answered_by"] == {"i-aaaa": {"1.0.0": 5}, "i-bbbb": {"2.0.0": 4}}
+    assert {seg["release"] for segs in report["release_timeline"].values() for seg in segs} == {"1.0.0", "2.0.0"}
+    assert sum(s["by_release"].get("2.0.0", 0) for s in report["series"]) == 4
+
+
+def test_release_without_the_header_stays_unknown_and_the_version_body_wins_over_it() -> None:
+    def script(n: int) -> Action:
+        return ("version_header", "i-aaaa", "1.0.0", "9.9.9") if n % 2 == 0 else ("status", 200)
+
+    with scripted_server(script) as server:
+        with loadgen.LoadGen(server.url, rate=50, max_requests=6, expect="version") as load:
+            assert load.stopped.wait(5)
+        with loadgen.LoadGen(server.url.replace("/version", "/orders/1"), rate=50, max_requests=6) as plain:
+            assert plain.stopped.wait(5)
+    # /version: the body's release, not the header's; an answer without a body version is still bad_body
+    assert load.report["answered_by"] == {"i-aaaa": {"1.0.0": 3}}
+    assert load.report["failures_by_kind"]["bad_body"] == 3
+    # another path: the header's release where there is one, "unknown" where an answer has none
+    assert plain.report["failed"] == 0
+    releases = Counter(seg["release"] for segs in plain.report["release_timeline"].values() for seg in segs)
+    assert set(releases) == {"unknown", "9.9.9"}
+    assert plain.report["answered_by"]["i-aaaa"] == {"9.9.9": 3, "unknown": 3}
+
+
+# -- CloudWatch alarms -------------------------------------------------------------------------
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 15) -> bool:
+    """Poll check every 0.1 s for at most seconds (the first poll builds a boto3 client: slow when busy)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_alarm_states_and_transitions_are_polled_from_cloudwatch(tmp_path: Path) -> None:
+    alarm = "ec2-fleet-lab-targets-5xx-share-of-requests-over-the-threshold"
+    with moto_server() as aws_url, scripted_server(two_instances) as server:
+        cloudwatch = boto3.client("cloudwatch", endpoint_url=aws_url, region_name="us-east-1",
+                                  aws_access_key_id="testing", aws_secret_access_key="testing")
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm, Namespace="AWS/ApplicationELB", MetricName="HTTPCode_Target_5XX_Count",
+            Statistic="Sum", Period=10, EvaluationPeriods=1, Threshold=1.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="quiet before the load")
+        names = [alarm, "no-such-alarm"]
+        with loadgen.LoadGen(server.url, rate=20, aws_url=aws_url, poll_interval=0.25, alarm_names=names) as load:
+
+            def shows(state: str, after: float) -> bool:
+                return any(s["t"] > after and s["states"].get(alarm) == state for s in load.alarm_samples())
+
+            assert wait_for(lambda: shows("OK", 0.0))
+            cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM",
+                                       StateReason="Threshold Crossed: 3 5xx answers in 10 s")
+            fired_t = load.now()
+            assert wait_for(lambda: shows("ALARM", fired_t))
+            cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="x" * 400)
+            cleared_t = load.now()
+            assert wait_for(lambda: shows("OK", cleared_t))
+    report = load.report
+    drawn = draw(report, tmp_path / "alarms.png")
+
+    assert report["alarm_errors"] == [] and report["alarm_error_count"] == 0
+    assert report["alarm_names"] == names
+    assert report["alarm_states"][0]["states"] == {alarm: "OK"}  # the missing alarm is in no sample
+    moves = report["alarm_transitions"][alarm]
+    assert [(m["from"], m["to"]) for m in moves] == [("OK", "ALARM"), ("ALARM", "OK")]
+    assert fired_t < moves[0]["t"] < cleared_t < moves[1]["t"]
+    assert moves[0]["reason"] == "Threshold Crossed: 3 5xx answers in 10 s"
+    assert moves[1]["reason"] == "x" * 300
+    assert report["alarm_transitions"]["no-such-alarm"] == []
+    assert report["ok"] == report["requests"] > 0
+    text = loadgen.summary(report)
+    assert f"{alarm} OK -> ALARM -> OK" in text and "no-such-alarm not found" in text
+    assert drawn["panels"][-1] == "alarms"
+    assert len(drawn["alarm_bands"]) == 2 and drawn["alarm_bands"][1] == "no-such-alarm"
+    assert len(drawn["alarm_bands"][0]) <= 28 and drawn["alarm_bands"][0].startswith("ec2-fleet-lab")
+    assert png_size(tmp_path / "alarms.png")[0] >= 1000
+
+
+def test_cli_alarm_polling_errors_are_recorded_and_the_load_goes_on(tmp_path: Path) -> None:
+    dead_aws = f"http://127.0.0.1:{free_port()}"
+    report_path = tmp_path / "load.json"
+    with scripted_server(two_instances) as server:
+        result = run_cli("--url", server.url, "--rate", "20", "--max-seconds", "1.2", "--poll-interval", "0.3",
+                         "--alarm", "first", "--alarm", "second", "--aws-url", dead_aws, "--report", str(report_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["alarm_names"] == ["first", "second"]
+    assert report["alarm_states"] == [] and report["alarm_transitions"] == {"first": [], "second": []}
+    assert report["alarm_error_count"] >= 2
+    assert "Could not connect" in report["alarm_errors"][0]["detail"]
+    assert "target_health" not in report  # no target group asked
+    assert report["failed"] == 0 and report["ok"] >= 15
+    assert "alarm polling errors" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [([""], "1-255 characters"), (["a", "a"], "must not repeat"), ([f"a{i}" for i in range(11)], "at most 10")],
+)
+def test_bad_alarm_names_are_refused_before_any_load(names: list[str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as refused:
+        loadgen.LoadGen("http://127.0.0.1:9/version", alarm_names=names)
+    assert "alarm_names" in str(refused.value)
+
+
+def synthetic_report(alarm_names: list[str], duration: float = 20.0) -> dict[str, Any]:
+    """A small report as build_report makes it, with alarm samples every second (ALARM from 8 s to 12 s)."""
+    results = [Result(i, i * 0.5, 0.01, None, 200, "i-aaaa", "1.0.0") for i in range(40)]
+    run = {"target": "http://127.0.0.1:1/orders/1", "rate": 2.0, "started_at": "2026-12-05T00:00:00+00:00",
+           "stopped_by": "max_seconds", "bounds": {}, "tls_ca_file": None, "keep_alive": False,
+           "stale_connection_retries": 0, "expect": "status", "command": None}
+    samples = [{"t": float(t), "states": {n: "ALARM" if 8 <= t < 12 and i == 0 else "OK"
+                                          for i, n in enumerate(alarm_names) if i != 1 or t >= 5},
+                "reasons": {}} for t in range(2, int(duration))]
+    states, transitions = alarm_report(samples, alarm_names)
+    extra = {"alarm_names": alarm_names, "alarm_states": states, "alarm_transitions": transitions,
+             "alarm_errors": [], "alarm_error_count": 0, "poll_interval_s": 1.0} if alarm_names else None
+    return build_report(run, results, 40, [], duration, extra)
+
+
+def test_plot_without_alarms_has_no_alarm_panel(tmp_path: Path) -> None:
+    drawn = draw(synthetic_report([]), tmp_path / "none.png")
+    assert drawn["alarm_bands"] == [] and len(drawn["panels"]) == 3
+    assert "alarms" not in drawn["panels"]
+
+
+def test_plot_draws_one_band_per_alarm_with_short_names_and_a_taller_figure(tmp_path: Path) -> None:
+    names = ["ec2-fleet-alb-5xx-share", "ec2-fleet-staging-targets-5xx-share-of-requests",
+             "ec2-fleet-staging-p99-target-response-time", "ec2-fleet-staging-unhealthy-hosts"]
+    report = synthetic_report(names)
+    assert [(m["from"], m["to"], m["t"]) for m in report["alarm_transitions"][names[0]]] == [
+        ("OK", "ALARM", 8.0), ("ALARM", "OK", 12.0)]
+    assert report["alarm_transitions"][names[1]] == []  # first seen at 5 s: not a transition
+    drawn = draw(report, tmp_path / "four.png")
+    draw(synthetic_report([]), tmp_path / "none.png")
+    assert drawn["panels"][-1] == "alarms" and len(drawn["panels"]) == 4
+    assert drawn["alarm_bands"][0] == names[0]  # short enough to stay whole
+    assert drawn["alarm_bands"][1] != names[1] and "\u2026" in drawn["alarm_bands"][1]
+    assert drawn["alarm_bands"][1].endswith("requests") and len(drawn["alarm_bands"][1]) == 28
+    four, none = png_size(tmp_path / "four.png"), png_size(tmp_path / "none.png")
+    assert four[0] == none[0] and four[1] >= none[1] + 150  # room for four readable bands
+
+
+def test_alarm_bands_are_white_before_the_first_sample_and_where_an_alarm_is_missing() -> None:
+    names = ["fires", "late"]
+    segments = alarm_segments(synthetic_report(names))
+    fires = segments["fires"]
+    assert fires[0] == (0.0, 2.0, None)
+    assert [(round(s, 3), round(w, 3), st) for s, w, st in fires[1:]] == [
+        (2.0, 6.0, "OK"), (8.0, 4.0, "ALARM"), (12.0, 8.0, "OK")]
+    late = segments["late"]
+    assert [(st, round(s, 3)) for s, _w, st in late] == [(None, 0.0), ("OK", 5.0)]

@@ -27,11 +27,14 @@ was busy: never sent), requests (answered or failed), ok, failed, unfinished, fa
 p99_ms, by_release, by_instance), answered_by {instance: {release: n}}, release_timeline {instance:
 [{release, first_t, last_t, count}]}, the first 50 failures, command {argv, rc, started_t, ended_t},
 and with --target-group-arn: target_health [{t, states, out_of_service}], max_targets_out_of_service,
-target_health_errors. Times t are seconds since the load started.
+target_health_errors; with --alarm: alarm_states [{t, states {alarm: StateValue}}], alarm_transitions
+{alarm: [{t, from, to, reason}]} (reason: the StateReason, at most 300 characters), alarm_errors.
+Times t are seconds since the load started.
 
 A URL ending in /version is read as the orders API's /version: a 2xx answer must be JSON with a
 "version" (else bad_body), and its instance_id (or the X-Served-By header) says who answered. Any
-other URL counts status codes: < 400 is ok. Only 127.0.0.0/8, ::1 and localhost are accepted.
+other URL counts status codes: < 400 is ok; X-Served-By and X-App-Version say who answered with
+which release (the /version body's version wins over the header). Only 127.0.0.0/8, ::1 and localhost are accepted.
 """
 
 
@@ -68,10 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--png", type=Path, help="also draw the timeline (PNG, needs matplotlib)")
     output.add_argument("--fail-on-errors", action="store_true",
                         help="exit 1 when any request failed or was not sent (see below)")
-    aws = parser.add_argument_group("target health (optional)")
+    aws = parser.add_argument_group("target health and alarms (optional)")
     aws.add_argument("--target-group-arn", help="poll elbv2 describe_target_health of this target group")
+    aws.add_argument("--alarm", action="append", default=[], metavar="NAME", dest="alarms",
+                     help="poll this CloudWatch alarm's state (repeatable, at most 10)")
     aws.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls (default 1)")
-    aws.add_argument("--aws-url", help="elbv2 endpoint URL (default: env AWS_URL, then AWS_ENDPOINT_URL)")
+    aws.add_argument("--aws-url", help="elbv2/cloudwatch endpoint URL (default: env AWS_URL, then AWS_ENDPOINT_URL)")
     aws.add_argument("--region", help="AWS region (default: env AWS_REGION, then us-east-1)")
     return parser
 
@@ -102,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             expect=args.expect,
             ca_file=args.ca_file,
             keep_alive=args.keep_alive,
+            alarm_names=args.alarms,
         )
     except ValueError as exc:
         parser.error(str(exc))

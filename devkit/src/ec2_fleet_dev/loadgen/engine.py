@@ -2,7 +2,8 @@
 
 The rolling-update proof runs a deploy while this module sends a steady request rate through the
 load balancer, then shows what a client saw: every failure by kind, the latency, which instance
-answered with which release, and (optionally) the target group's health as the balancer published it.
+answered with which release (the /version body, else the X-App-Version header of any answer), and
+(optionally) the target group's health as the balancer published it and CloudWatch alarms' states.
 
     tools/loadgen.py --url http://127.0.0.1:8080/version --rate 40 --report out.json --png out.png \\
         -- ansible-playbook playbooks/rolling_update.yml -e app_version=2.0.0
@@ -27,9 +28,9 @@ default enough for every request to take its whole timeout twice (connect, then 
 When every worker is busy the due request is not sent and counts as `unsent`: the service was never
 asked, so a load test asserts `sent == planned` as well as `failed == 0`. Only loopback targets are
 accepted; every run is bounded by --max-seconds and --max-requests. Standard library only, plus
-matplotlib for the PNG and boto3 for target-health polling (both imported only when used).
+matplotlib for the PNG and boto3 for target-health and alarm polling (both imported only when used).
 
-The target poller (poller.py), the report (report.py) and the PNG (plot.py) are modules of their own.
+The target and alarm pollers (poller.py), the report (report.py) and the PNG (plot.py) are modules of their own.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from ec2_fleet_dev.loadgen.poller import TargetPoller, health_report
+from ec2_fleet_dev.loadgen.poller import AlarmPoller, TargetPoller, alarm_report, health_report
 from ec2_fleet_dev.loadgen.report import Result, build_report, write_report
 
 EXPECT_MODES = ("auto", "version", "status")
@@ -63,6 +64,8 @@ MAX_BODY_BYTES = 1024 * 1024
 COMMAND_GRACE_SECONDS = 10.0
 STALL_SECONDS = 1.0  # the dispatcher this far behind has stalled: the slots it missed are unsent
 USER_AGENT = "ec2-fleet-loadgen"
+MAX_ALARMS = 10  # the plot's alarm panel stays readable; CodeDeploy also stops on at most ten
+MAX_ALARM_NAME = 255
 
 
 class TargetRefused(ValueError):
@@ -133,6 +136,7 @@ class LoadGen:
         expect: str = "auto",
         ca_file: str | Path | None = None,
         keep_alive: bool = False,
+        alarm_names: list[str] | tuple[str, ...] | None = None,
     ) -> None:
         self._parts = check_url(url)
         if not 0 < rate <= MAX_RATE:
@@ -152,12 +156,22 @@ class LoadGen:
             raise ValueError(f"poll_interval must be > 0 seconds, not {poll_interval}")
         if expect not in EXPECT_MODES:
             raise ValueError(f"expect must be one of {', '.join(EXPECT_MODES)}, not {expect!r}")
+        alarm_names = list(alarm_names or [])
+        bad_names = [n for n in alarm_names if not isinstance(n, str) or not 1 <= len(n) <= MAX_ALARM_NAME]
+        if bad_names:
+            raise ValueError(f"alarm_names must be CloudWatch alarm names (1-{MAX_ALARM_NAME} characters), "
+                             f"not {bad_names!r}")
+        if len(set(alarm_names)) != len(alarm_names):
+            raise ValueError(f"alarm_names must not repeat a name: {alarm_names!r}")
+        if len(alarm_names) > MAX_ALARMS:
+            raise ValueError(f"alarm_names: at most {MAX_ALARMS} alarms, not {len(alarm_names)}")
         if ca_file is not None and not Path(ca_file).is_file():
             raise ValueError(f"ca_file must be a readable PEM file, not {ca_file}")
         self.url = url
         self.rate = float(rate)
         self.timeout = float(timeout)
         self.target_group_arn = target_group_arn
+        self.alarm_names = alarm_names
         self.aws_url = aws_url or os.environ.get("AWS_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.poll_interval = float(poll_interval)
@@ -192,6 +206,7 @@ class LoadGen:
         self._threads: list[threading.Thread] = []
         self._dispatcher: threading.Thread | None = None
         self._poller: TargetPoller | None = None
+        self._alarm_poller: AlarmPoller | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -217,6 +232,10 @@ class LoadGen:
             self._poller = TargetPoller(self.target_group_arn, self.aws_url, self.region, self.poll_interval,
                                         self._t0, self._stop)
             self._poller.start()
+        if self.alarm_names:
+            self._alarm_poller = AlarmPoller(self.alarm_names, self.aws_url, self.region, self.poll_interval,
+                                             self._t0, self._stop)
+            self._alarm_poller.start()
         self._dispatcher = threading.Thread(target=self._dispatch, name="loadgen-dispatch", daemon=True)
         self._dispatcher.start()
 
@@ -227,6 +246,10 @@ class LoadGen:
     def health_samples(self) -> list[dict[str, Any]]:
         """The target-health samples taken so far (empty without a target group)."""
         return self._poller.samples() if self._poller is not None else []
+
+    def alarm_samples(self) -> list[dict[str, Any]]:
+        """The alarm-state samples taken so far (empty without alarm_names)."""
+        return self._alarm_poller.samples() if self._alarm_poller is not None else []
 
     @property
     def stopped(self) -> threading.Event:
@@ -262,6 +285,8 @@ class LoadGen:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._poller is not None:
             self._poller.join(timeout=max(1.0, deadline - time.monotonic()))
+        if self._alarm_poller is not None:
+            self._alarm_poller.join(timeout=max(1.0, deadline - time.monotonic()))
         self.report = self._build_report()
         return self.report
 
@@ -351,6 +376,7 @@ class LoadGen:
                 body = response.read(MAX_BODY_BYTES)
                 status = response.status
                 served_by = response.getheader("X-Served-By")
+                app_version = response.getheader("X-App-Version")
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 conn.close()
                 if conn is kept and attempt == 1:  # closed by the server while idle: a new connection, once
@@ -369,17 +395,20 @@ class LoadGen:
                 conn.close()
             break
         latency = time.monotonic() - sent
-        return self._judge(seq, t, latency, status, body, served_by)
+        return self._judge(seq, t, latency, status, body, served_by, app_version)
 
-    def _judge(self, seq: int, t: float, latency: float, status: int, body: bytes, served_by: str | None) -> Result:
-        instance, release = served_by, None
+    def _judge(self, seq: int, t: float, latency: float, status: int, body: bytes, served_by: str | None,
+               app_version: str | None = None) -> Result:
+        """Ok or a failure kind; who answered (the body's instance_id, else X-Served-By) and with which
+        release (the /version body's version, else the X-App-Version header: the body wins)."""
+        instance, release = served_by, (app_version.strip() or None) if app_version else None
         if status >= 400:
             kind = "http_5xx" if status >= 500 else "http_4xx"
             detail = f"HTTP {status}" + (f" from {served_by}" if served_by else "")
             snippet = body[:120].decode("utf-8", "replace").strip()
             if snippet:
                 detail += f": {snippet}"
-            return Result(seq, t, latency, kind, status, instance, None, detail)
+            return Result(seq, t, latency, kind, status, instance, release, detail)
         if self.expect == "version":
             try:
                 answer = json.loads(body)
@@ -460,7 +489,7 @@ class LoadGen:
             "expect": self.expect,
             "command": self.command,
         }
-        health = None
+        health: dict[str, Any] | None = None
         if self._poller is not None:
             samples, worst = health_report(self._poller.samples())
             health = {
@@ -471,6 +500,17 @@ class LoadGen:
                 "target_health_errors": self._poller.errors(),
                 "target_health_error_count": self._poller.error_count,
             }
+        if self._alarm_poller is not None:
+            alarm_states, transitions = alarm_report(self._alarm_poller.samples(), self.alarm_names)
+            health = dict(health or {})
+            health.update({
+                "alarm_names": list(self.alarm_names),
+                "alarm_states": alarm_states,
+                "alarm_transitions": transitions,
+                "alarm_errors": self._alarm_poller.errors(),
+                "alarm_error_count": self._alarm_poller.error_count,
+            })
+            health.setdefault("poll_interval_s", self.poll_interval)
         duration = self._stop_t if self._stop_t is not None else self.now()
         return build_report(run, results, self._dispatched, unsent, duration, health)
 

@@ -1,4 +1,5 @@
-"""The PNG timeline of a load report: requests/s, latency, and one lane per instance (release and balancer state)."""
+"""The PNG timeline of a load report: requests/s, latency, one lane per instance (release and balancer state),
+and one band per CloudWatch alarm (its state) when alarms were polled."""
 
 from __future__ import annotations
 
@@ -17,6 +18,43 @@ LB_STYLES: dict[str, dict[str, Any]] = {
     "unavailable": {"facecolor": "#9e9e9e", "hatch": "++"},
     "absent": {"facecolor": "#ffffff", "hatch": "--"},
 }
+ALARM_COLOURS = {"OK": "#66bb6a", "ALARM": "#d32f2f", "INSUFFICIENT_DATA": "#9e9e9e"}
+ALARM_UNKNOWN = "#ffffff"  # no sample yet, the alarm not found, or a state not above
+ALARM_LABEL_CHARS = 28
+
+
+def short_name(name: str, limit: int = ALARM_LABEL_CHARS) -> str:
+    """The name, or its start and end around an ellipsis when longer than limit (alarm names share prefixes
+    and differ at the end: "ec2-fleet-staging-targets-5xx-share")."""
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return name[:head] + "\u2026" + name[-(limit - 1 - head):]
+
+
+def alarm_segments(report: dict[str, Any]) -> dict[str, list[tuple[float, float, str | None]]]:
+    """(start, width, state) per alarm asked; state None where no sample said (before the first, not found)."""
+    names = report.get("alarm_names") or []
+    samples = report.get("alarm_states") or []
+    end = max(report["duration_s"], samples[-1]["t"] if samples else 0.0)
+    interval = report.get("poll_interval_s", 1.0)
+    segments: dict[str, list[tuple[float, float, str | None]]] = {name: [] for name in names}
+    for name in names:
+        runs = segments[name]
+        cursor = 0.0
+        for index, sample in enumerate(samples):
+            until = samples[index + 1]["t"] if index + 1 < len(samples) else min(end, sample["t"] + interval)
+            state = sample["states"].get(name)
+            if sample["t"] > cursor + 1e-6 and not runs:
+                runs.append((cursor, sample["t"] - cursor, None))
+            if runs and runs[-1][2] == state:
+                runs[-1] = (runs[-1][0], until - runs[-1][0], state)
+            else:
+                runs.append((sample["t"], max(until - sample["t"], 0.05), state))
+            cursor = until
+        if cursor < end - 1e-6:
+            runs.append((cursor, end - cursor, None))
+    return segments
 
 
 def _lb_segments(report: dict[str, Any]) -> dict[str, list[tuple[float, float, str]]]:
@@ -42,9 +80,12 @@ def _lb_segments(report: dict[str, Any]) -> dict[str, list[tuple[float, float, s
     return segments
 
 
-def plot(report: dict[str, Any], path: str | Path) -> None:
-    """Three panels over time: requests/s (failed in red), latency p50/p99, one lane per instance with
-    the release it answered with (lower bar) and its load-balancer state (upper bar)."""
+def plot(report: dict[str, Any], path: str | Path) -> dict[str, list[str]]:
+    """Panels over time: requests/s (failed in red), latency p50/p99, one lane per instance with the
+    release it answered with (lower bar) and its load-balancer state (upper bar), and when alarms were
+    polled one band per alarm (OK green, ALARM red, INSUFFICIENT_DATA grey, no sample white).
+
+    Returns what was drawn: {"panels": [each panel's y label], "alarm_bands": [each band's label]}."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,14 +101,20 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
     lb = _lb_segments(report)
     lanes = sorted(set(timeline) | set(lb))
     end = max(report["duration_s"], 1.0)
+    alarms = alarm_segments(report)
 
-    fig, (ax_rate, ax_lat, ax_lanes) = plt.subplots(
-        3,
+    ratios = [3, 2, max(1.6, 0.75 * max(len(lanes), 1))]
+    if alarms:
+        ratios.append(max(1.0, 0.45 * len(alarms)))
+    fig, axes = plt.subplots(
+        len(ratios),
         1,
         sharex=True,
-        figsize=(14, 7.5 + 0.55 * max(len(lanes), 1)),
-        gridspec_kw={"height_ratios": [3, 2, max(1.6, 0.75 * max(len(lanes), 1))]},
+        figsize=(14, 7.5 + 0.55 * max(len(lanes), 1) + (0.8 + 0.35 * len(alarms) if alarms else 0)),
+        gridspec_kw={"height_ratios": ratios},
     )
+    ax_rate, ax_lat, ax_lanes = axes[:3]
+    ax_alarms = axes[3] if alarms else None
     lat = report["latency_ms"]
     p99 = f"{lat['p99']} ms" if lat["p99"] is not None else "n/a"
     not_sent = f", {report['unsent']} NOT SENT" if report.get("unsent") else ""
@@ -187,8 +234,36 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
     ]
     if handles:
         ax_lanes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
-    ax_lanes.set_xlabel("seconds since start")
     ax_lanes.set_xlim(0, end)
+
+    band_labels: list[str] = []
+    if ax_alarms is not None:
+        for band, (name, runs) in enumerate(alarms.items()):
+            for start, width, state in runs:
+                ax_alarms.broken_barh([(start, width)], (band + 0.15, 0.7),
+                                      facecolors=ALARM_COLOURS.get(state or "", ALARM_UNKNOWN),
+                                      edgecolor="#616161", linewidth=0.4)
+            band_labels.append(short_name(name))
+        for name, moves in (report.get("alarm_transitions") or {}).items():
+            if name not in alarms:
+                continue
+            band = list(alarms).index(name)
+            for move in moves:
+                ax_alarms.text(move["t"], band + 0.5, f" {move['to']}", va="center", ha="left", fontsize=8,
+                               color="white" if move["to"] in ("ALARM", "INSUFFICIENT_DATA") else "#1b5e20")
+        ax_alarms.set_ylim(-0.05, len(alarms) + 0.05)
+        ax_alarms.set_yticks([band + 0.5 for band in range(len(alarms))], band_labels, fontsize=9)
+        ax_alarms.invert_yaxis()  # the first alarm asked on top
+        errors = report.get("alarm_error_count") or 0
+        ax_alarms.set_title("CloudWatch alarms: state as polled" + (f" ({errors} polling errors)" if errors else ""),
+                            fontsize=9, loc="left")
+        ax_alarms.set_ylabel("alarms")
+        alarm_handles = [Patch(facecolor=c, edgecolor="#616161", label=s) for s, c in ALARM_COLOURS.items()]
+        alarm_handles.append(Patch(facecolor=ALARM_UNKNOWN, edgecolor="#616161", label="no sample / not found"))
+        ax_alarms.legend(handles=alarm_handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
+                         frameon=False)
+    bottom = ax_alarms if ax_alarms is not None else ax_lanes
+    bottom.set_xlabel("seconds since start")
 
     command = report.get("command")
     if command and command.get("started_t") is not None:
@@ -196,10 +271,12 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
         if command.get("ended_t") is not None:
             marks.append((command["ended_t"], f"command end (rc {command['rc']})"))
         for t, label in marks:
-            for ax in (ax_rate, ax_lat, ax_lanes):
+            for ax in axes:
                 ax.axvline(t, color="#283593", linestyle="--", linewidth=1.3)
             ax_rate.text(t, ax_rate.get_ylim()[1], f" {label}", color="#283593", fontsize=9, va="top", ha="left")
 
     fig.tight_layout(rect=(0, 0, 0.9, 0.935))
     fig.savefig(path, dpi=100)
+    drawn = {"panels": [ax.get_ylabel() or ax.get_title(loc="left") for ax in axes], "alarm_bands": band_labels}
     plt.close(fig)
+    return drawn

@@ -56,7 +56,8 @@ def build_report(
 ) -> dict[str, Any]:
     """The report of one run. run: target, rate, started_at, stopped_by, bounds, tls_ca_file, keep_alive,
     stale_connection_retries, expect, command; unsent: the due time of each request not sent; health:
-    the target-health keys (target_health, max_targets_out_of_service, ...) when a target group was polled."""
+    the target-health keys (target_health, max_targets_out_of_service, ...) when a target group was polled,
+    and the alarm keys (alarm_names, alarm_states, alarm_transitions, alarm_errors, ...) when alarms were."""
     results = sorted(results, key=lambda r: r.t)
     ok = [r for r in results if r.kind is None]
     failed = [r for r in results if r.kind is not None]
@@ -160,7 +161,7 @@ def write_report(report: dict[str, Any], json_path: str | Path, png_path: str | 
 
 
 def summary(report: dict[str, Any]) -> str:
-    """One paragraph for a person: totals, failures, latency, who answered, the balancer, the command."""
+    """One paragraph for a person: totals, failures, latency, who answered, the balancer, alarms, the command."""
     lat = report["latency_ms"]
     kinds = ", ".join(f"{k} {n}" for k, n in report["failures_by_kind"].items() if n)
     text = (
@@ -183,6 +184,20 @@ def summary(report: dict[str, Any]) -> str:
         )
         if report["target_health_error_count"]:
             text += f", {report['target_health_error_count']} polling errors"
+        text += "; "
+    if "alarm_states" in report:
+        changes = [
+            f"{name} {' -> '.join([moves[0]['from'], *(m['to'] for m in moves)])} "
+            f"(first at {moves[0]['t']:.1f} s)"
+            for name, moves in report["alarm_transitions"].items()
+            if moves
+        ]
+        last = report["alarm_states"][-1]["states"] if report["alarm_states"] else {}
+        steady = [f"{name} {last.get(name, 'not found')}" for name, moves in report["alarm_transitions"].items()
+                  if not moves]
+        text += f"{len(report['alarm_states'])} alarm samples: " + ", ".join(changes + steady)
+        if report["alarm_error_count"]:
+            text += f", {report['alarm_error_count']} alarm polling errors"
         text += "; "
     command = report.get("command")
     if command:
