@@ -5,7 +5,7 @@
     load.report                  # the report (dict), built when the block ends
     load.write("out.json", "out.png")
 
-engine (the load), poller (the target group's health beside it), report (what a client saw),
+engine (the load), poller (the target group's health and CloudWatch alarms beside it), report (what a client saw),
 plot (the PNG timeline), cli (tools/loadgen.py).
 """
 

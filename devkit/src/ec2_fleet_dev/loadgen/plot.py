@@ -249,6 +249,8 @@ def plot(report: dict[str, Any], path: str | Path) -> dict[str, list[str]]:
                 continue
             band = list(alarms).index(name)
             for move in moves:
+                if move["to"] == "ALARM":  # when the alarm fired, over the requests it judged
+                    ax_rate.axvline(move["t"], color="#b71c1c", linestyle=":", linewidth=1.2)
                 ax_alarms.text(move["t"], band + 0.5, f" {move['to']}", va="center", ha="left", fontsize=8,
                                color="white" if move["to"] in ("ALARM", "INSUFFICIENT_DATA") else "#1b5e20")
         ax_alarms.set_ylim(-0.05, len(alarms) + 0.05)
