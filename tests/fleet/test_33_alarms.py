@@ -79,7 +79,7 @@ def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_
              "rolling_bake_seconds": 120, "rolling_audit_dir": str(fleet.state_dir / "audit")}
     with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=900,
                  target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"],
-                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True) as load:
+                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, alarm_names=[TARGET_5XX]) as load:
         time.sleep(2)
         started = time.monotonic()
         result = fleet.play("rolling_update", extra=extra)
@@ -106,11 +106,20 @@ def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_
     for host, _ in others:
         instance = host[host.index("i-"):]
         assert all(s["states"].get(instance) == "healthy" for s in report["target_health"]), host
+        assert set(report["answered_by"][instance]) == {old}, report["answered_by"]
+    assert set(report["answered_by"][canary]) == {old, new}, report["answered_by"]
+    # The alarm as CloudWatch showed it beside the load: OK, then ALARM while the canary served the bad
+    # release; the canary's last bad answer came after the alarm (the run reacted to it, not to a health check).
+    fired = [t for t in report["alarm_transitions"][TARGET_5XX] if t["to"] == "ALARM"]
+    assert fired and fired[0]["from"] == "OK", report["alarm_transitions"]
     bad_seconds = [s["t"] for s in report["series"] if s["failed"]]
-    bad_for = bad_seconds[-1] - bad_seconds[0] + 1
+    first_bad, last_bad = bad_seconds[0], bad_seconds[-1] + 1
+    alarm_at = fired[0]["t"]
+    assert first_bad < alarm_at < last_bad + 10, (first_bad, alarm_at, last_bad)
     share = report["failed"] / report["requests"]
-    figure(f"alarm-gated rolling update, 10 % of order reads failing on the new release: {TARGET_5XX} stopped it "
-           f"and the canary was out of service {bad_for} s after its first bad answer; {report['failed']} of "
+    figure(f"alarm-gated rolling update, 10 % of order reads failing on the new release: {TARGET_5XX} in ALARM "
+           f"{alarm_at - first_bad:.0f} s after the first bad answer, the canary out of service "
+           f"{last_bad - alarm_at:.0f} s later ({last_bad - first_bad:.0f} s of bad answers); {report['failed']} of "
            f"{report['requests']} requests failed ({share:.2%}), all 500s from the canary; the run took {took:.0f} s")
-    assert bad_for <= 120, bad_for
+    assert last_bad - first_bad <= 120, (first_bad, last_bad)
     assert_fleet_on(fleet, old)
