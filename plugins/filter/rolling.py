@@ -119,7 +119,7 @@ def _settings_error(inputs: Mapping[str, Any]) -> str:
         re.fullmatch(r"[0-9]{1,3}", str(percent)) is not None and int(str(percent)) <= 100
         and inputs.get("rolling_on_failure") in ("stop", "rollback_all")
         and inputs.get("rolling_order") in ("inventory", "az")
-        and re.fullmatch(r"[0-9]{1,5}", str(bake)) is not None
+        and re.fullmatch(r"[0-9]{1,5}", str(bake).strip()) is not None
         and str(inputs.get("rolling_break_lock")).lower() in _BOOL_WORDS
     )
     if ok:
@@ -171,10 +171,55 @@ def rolling_input_errors(inputs: Mapping[str, Any], base: str = "") -> list[str]
     if not matches(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$", inputs.get("rolling_target_group_name", "")):
         errors.append("rolling_target_group_name must name the target group the hosts serve in "
                       f"(got '{inputs.get('rolling_target_group_name', '')}')")
+    errors.extend(rolling_alarm_errors(inputs))
     if not str(inputs.get("rolling_app_root", "")).startswith("/"):
         errors.append("rolling_app_root must be the absolute directory of the app's releases "
                       f"(got '{inputs.get('rolling_app_root', '')}')")
     return errors
+
+
+# CloudWatch: an alarm name is 1-255 characters; one DescribeAlarms call takes at most 100 names.
+ALARM_NAME_MAX = 255
+ALARMS_MAX = 100
+
+
+def rolling_alarm_errors(inputs: Mapping[str, Any]) -> list[str]:
+    """What is wrong with rolling_alarms and rolling_alarm_poll_seconds (whether the alarms exist is asked
+    of CloudWatch by the plan step, tasks/plan.yml)."""
+    errors = []
+    alarms = inputs.get("rolling_alarms", [])
+    if alarms is None:
+        alarms = []
+    if not isinstance(alarms, (list, tuple)):
+        errors.append(f"rolling_alarms must be a list of CloudWatch alarm names, [] for none (got {alarms!r})")
+    else:
+        bad = [a for a in alarms if not isinstance(a, str) or not 1 <= len(a.strip()) <= ALARM_NAME_MAX]
+        if bad:
+            errors.append(f"rolling_alarms must be a list of CloudWatch alarm names (strings of 1-{ALARM_NAME_MAX} "
+                          f"characters), [] for none (not: {', '.join(repr(a) for a in bad)})")
+        if len(set(map(str, alarms))) > ALARMS_MAX:
+            errors.append(f"rolling_alarms: at most {ALARMS_MAX} alarms (got {len(set(map(str, alarms)))})")
+    poll = inputs.get("rolling_alarm_poll_seconds", 5)
+    if isinstance(poll, bool) or re.fullmatch(r"[0-9]{1,4}", str(poll).strip()) is None or int(str(poll)) < 1:
+        errors.append(f"rolling_alarm_poll_seconds must be a number of seconds, 1 or more (got {poll})")
+    return errors
+
+
+def rolling_alarm_halt(alarm: Mapping[str, Any], when: str) -> dict[str, Any]:
+    """The run's stop on an alarm (an entry of the halts the report lists), from rolling_alarm_watch's alarm.
+
+    when: where the run was ("before batch 2 (web-3)", "during the bake of batch 1 (web-1)").
+    """
+    name = str(alarm.get("name", "?"))
+    metric = str(alarm.get("metric", "?"))
+    reason = str(alarm.get("reason", "") or "no reason given")
+    seen = str(alarm.get("seen_at", "?"))
+    return {
+        "pass": "forward",
+        "msg": f"Stopped {when}: alarm {name} in ALARM ({metric}), seen at {seen}: {reason}",
+        "alarm": {"name": name, "metric": metric, "reason": reason, "seen_at": seen,
+                  "state_updated": str(alarm.get("state_updated", ""))},
+    }
 
 
 # --- During the run ---------------------------------------------------------------------------------
@@ -316,7 +361,8 @@ _FINE = {"updated", "unchanged", "not updated", "reverted"}
 def rolling_summary(run: dict, hosts: list, record: str = "", limit: int = SUMMARY_LIMIT) -> str:
     """The run's summary as JSON of at most `limit` bytes (UTF-8), valid at any fleet size.
 
-    run: run_id, action, version, who, started, result (longer strings are cut, never the JSON).
+    run: run_id, action, version, who, started, result (longer strings are cut, never the JSON), and alarm
+    (the alarm that stopped the run, if one did: name, metric, reason, seen_at).
     hosts: the per-host results ({host, status, ...}). record: where the full audit record is.
     """
     counts: dict[str, int] = {}
@@ -326,6 +372,10 @@ def rolling_summary(run: dict, hosts: list, record: str = "", limit: int = SUMMA
     problems = [str(h.get("host", "")) for h in hosts if str(h.get("status", "unknown")) not in _FINE]
     fields = ("run_id", "action", "version", "who", "started", "result")
     summary: dict = {key: str(run.get(key, "") or "")[:200] for key in fields}
+    alarm = run.get("alarm") or {}
+    if alarm:
+        # The alarm that stopped the run: name, metric, reason (with the value) and when it was seen.
+        summary["alarm"] = {key: str(alarm.get(key, "") or "")[:300] for key in ("name", "metric", "reason", "seen_at")}
     summary.update({
         "hosts": len(hosts),
         "counts": counts,
@@ -379,6 +429,8 @@ class FilterModule:
             "rolling_batches": rolling_batches,
             "rolling_release_errors": rolling_release_errors,
             "rolling_input_errors": rolling_input_errors,
+            "rolling_alarm_errors": rolling_alarm_errors,
+            "rolling_alarm_halt": rolling_alarm_halt,
             "rolling_hook_paths": rolling_hook_paths,
             "rolling_health_floor": rolling_health_floor,
             "rolling_timings": rolling_timings,
