@@ -42,6 +42,14 @@ SUITES = [
     ("tests/aws/test_bad_inputs.py", "provision.yml against moto (lab inventory)"),
     ("tests/aws/test_bad_database_url.py", "site.yml / provision.yml: the database URL (against moto)"),
     (
+        "tests/aws/test_rolling_alarms.py::test_an_alarm_that_does_not_exist_is_refused_before_the_lock",
+        "rolling_update.yml: rolling_alarms names an alarm that does not exist (against moto)",
+    ),
+    (
+        "tests/aws/test_rolling_alarms.py::test_bad_alarm_settings_are_refused_before_any_aws_call",
+        "rolling_update.yml: rolling_alarms settings (against moto)",
+    ),
+    (
         "tests/aws/test_frontend.py::test_bad_inputs_refused_before_any_change",
         "frontend.yml against moto (lab inventory)",
     ),

@@ -200,12 +200,25 @@ def test_an_alarm_that_does_not_exist_is_refused_before_the_lock(
     monitoring = client("cloudwatch").describe_alarms(AlarmNamePrefix="ec2-fleet-lab-target-")["MetricAlarms"]
     if not extra and monitoring:
         pytest.skip("the environment's deploy alarms exist in this moto (provisioned by another test)")
-    result = run("playbooks/rolling_update.yml", {"app_version": "2.0.0", **extra}, timeout=180)
+    result = run("playbooks/rolling_update.yml", {"app_version": "2.0.0", "fleet_hosts": "no_such_group", **extra},
+                 timeout=180)
     assert result.rc != 0
     messages = failure_messages(result.output)
     assert len(messages) == 1 and phrase in messages[0], messages or result.tail()
     assert "Take the lock" not in result.output and not _lock_exists(client)
     assert all(c["changed"] == 0 for c in result.recap().values())
+
+
+def test_alarms_that_exist_pass_the_plan_step(
+    calm: dict[str, str], run: Callable[..., Run], moto_recorder: RecordingMotoServer
+) -> None:
+    before = _describe_calls(moto_recorder)
+    result = run("playbooks/rolling_update.yml", {"app_version": "2.0.0", "fleet_hosts": "no_such_group",
+                                                  "rolling_alarms": [SHARE, P99]}, timeout=180)
+    # Past the alarm check (one DescribeAlarms), the plan stops at the host pattern that matches nothing.
+    messages = failure_messages(result.output)
+    assert len(messages) == 1 and "No host matches 'no_such_group'" in messages[0], messages or result.tail()
+    assert _describe_calls(moto_recorder) == before + 1
 
 
 @pytest.mark.parametrize(("extra", "phrase"), [
@@ -219,7 +232,8 @@ def test_bad_alarm_settings_are_refused_before_any_aws_call(
     extra: dict, phrase: str
 ) -> None:
     before = len(moto_recorder.calls_by(PLAYBOOK_ACCESS_KEY))
-    result = run("playbooks/rolling_update.yml", {"app_version": "2.0.0", **extra}, timeout=180)
+    result = run("playbooks/rolling_update.yml", {"app_version": "2.0.0", "fleet_hosts": "no_such_group", **extra},
+                 timeout=180)
     assert result.rc != 0
     messages = failure_messages(result.output)
     assert len(messages) == 1 and phrase in messages[0], messages or result.tail()
@@ -228,3 +242,17 @@ def test_bad_alarm_settings_are_refused_before_any_aws_call(
     # Only the aws_ec2 inventory (EC2 reads, as ansible-playbook starts) reached AWS.
     others = [c.iam_action for c in moto_recorder.calls_by(PLAYBOOK_ACCESS_KEY)[before:] if c.service != "ec2"]
     assert others == [], others
+
+
+def test_a_rollback_is_never_held_back_by_the_alarms(
+    calm: dict[str, str], client: Callable, run: Callable[..., Run], moto_recorder: RecordingMotoServer
+) -> None:
+    """A rollback is what one runs when an alarm fires: rollback.yml neither reads nor checks rolling_alarms."""
+    client("cloudwatch").set_alarm_state(AlarmName=calm["share"], StateValue="ALARM", StateReason="firing")
+    before = _describe_calls(moto_recorder)
+    # A host pattern that matches nothing: the plan stops at the hosts, past the alarm check it skipped.
+    result = run("playbooks/rollback.yml", {"rolling_alarms": [calm["share"], f"{PREFIX}-typo"],
+                                            "fleet_hosts": "no_such_group"}, timeout=180)
+    messages = failure_messages(result.output)
+    assert result.rc != 0 and len(messages) == 1 and "No host matches" in messages[0], messages or result.tail()
+    assert _describe_calls(moto_recorder) == before
