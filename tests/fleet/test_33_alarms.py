@@ -19,7 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 from test_20_faults import figure, new_order
-from test_30_rolling import REPORTS, assert_fleet_on, aws, statuses, target_group_arn
+from test_30_rolling import REPORTS, aws, statuses, target_group_arn
+from test_35_runner import releases_served
 
 from ec2_fleet_dev.lbhttp import http
 from ec2_fleet_dev.loadgen import LoadGen, delivery
@@ -70,8 +71,10 @@ def fast_alarms(converged) -> Iterator[object]:
 def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_host_goes_back(fast_alarms):
     fleet = fast_alarms
     lb = fleet.endpoints["lb_url"]
-    old = http(f"{lb}/version")[2]["version"]
-    new = f"{old}-alarmed"
+    # The fleet as the files before left it (test_30's last test leaves 2 live hosts, on 2 releases).
+    before = releases_served(fleet)
+    assert before, "no host answers through the load balancer"
+    new = "9.0.0-alarmed"
     order = new_order(lb, customer="alarm-test")
     assert http(f"{lb}/orders/{order['id']}")[0] == 200
     assert wait_ok(fleet, [TARGET_5XX]) == {TARGET_5XX: "OK"}
@@ -91,13 +94,14 @@ def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_
 
     assert result.rc != 0, result.tail()
     first, *others = statuses(result).items()
-    assert first[1] == "failed" and [s for _, s in others] == ["not updated", "not updated"], statuses(result)
+    assert first[1] == "failed" and [s for _, s in others] == ["not updated"] * (len(before) - 1), statuses(result)
+    canary = first[0][first[0].index("i-"):]
+    old = before[canary]
     failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
     assert f"alarm {TARGET_5XX} in ALARM during the bake of batch 1" in failure, failure[-3000:]
     assert f"Back on {old} and healthy in the target group." in failure, failure[-3000:]
     # What the clients saw: every request answered; the only failures are 500s from the canary (the 50 the
     # report details), and the other hosts stayed healthy in the target group in every poll of the run.
-    canary = first[0][first[0].index("i-"):]
     assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
     kinds = {k: n for k, n in report["failures_by_kind"].items() if n}
     assert set(kinds) == {"http_5xx"} and report["status_codes"].get("500") == report["failed"], report["status_codes"]
@@ -106,7 +110,7 @@ def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_
     for host, _ in others:
         instance = host[host.index("i-"):]
         assert all(s["states"].get(instance) == "healthy" for s in report["target_health"]), host
-        assert set(report["answered_by"][instance]) == {old}, report["answered_by"]
+        assert set(report["answered_by"][instance]) == {before[instance]}, report["answered_by"]
     assert set(report["answered_by"][canary]) == {old, new}, report["answered_by"]
     # The alarm as CloudWatch showed it beside the load: OK, then ALARM while the canary served the bad
     # release; the canary's last bad answer came after the alarm (the run reacted to it, not to a health check).
@@ -122,4 +126,5 @@ def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_
            f"{last_bad - alarm_at:.0f} s later ({last_bad - first_bad:.0f} s of bad answers); {report['failed']} of "
            f"{report['requests']} requests failed ({share:.2%}), all 500s from the canary; the run took {took:.0f} s")
     assert last_bad - first_bad <= 120, (first_bad, last_bad)
-    assert_fleet_on(fleet, old)
+    # Every host serves the release it served before the run.
+    assert releases_served(fleet) == before
