@@ -201,9 +201,9 @@ def registration_delay(config: LabConfig) -> float:
 
 
 class Balancer:
-    def __init__(self, config: LabConfig, certificate: Path, log_socket: Path | None = None) -> None:
+    def __init__(self, config: LabConfig, certificate: Path, log_target: str | None = None) -> None:
         self.config = config
-        self.log_socket = log_socket  # a unix datagram socket: one line per request (metrics.py reads it)
+        self.log_target = log_target  # HAProxy's `log` address: one line per request (metrics.py reads it)
         self.certificate = certificate  # PEM: server certificate, then its key (HAProxy's crt)
         d = config.state_dir / "haproxy"
         self.cfg, self.sock, self.pidfile = d / "haproxy.cfg", d / "admin.sock", d / "haproxy.pid"
@@ -354,10 +354,10 @@ class Balancer:
     def _log_lines(self) -> list[str]:
         """Per request, as metrics.py parses it: frontend, backend, server (<NOSRV>: none), status, Tr (ms until
         the server's response headers, -1: none), Ta (ms, whole request), termination state."""
-        if not self.log_socket:
+        if not self.log_target:
             return []
         return [
-            f"  log {self.log_socket} len 1024 format raw local0 info",
+            f"  log {self.log_target} len 1024 format raw local0 info",
             f'  log-format "{LOG_TAG} %f %b %s %ST %Tr %Ta %ts"',
         ]
 
