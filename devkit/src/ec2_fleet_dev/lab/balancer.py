@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 HEALTHY = Health("healthy")
 LOG_TAG = "lab-alb-request"  # first word of each request's log line (metrics.py)
 RUNTIME_FILE = "balancer.json"  # in the state dir: settings a test changes while the lab runs
-Route = tuple[str, str | None]  # ("forward", target group ARN) or ("redirect", None)
+Groups = tuple[tuple[str, int], ...]  # a forward action's (target group ARN, weight), in the action's order
+Route = tuple[str, Groups]  # ("forward", groups) or ("redirect", ())
+MAX_WEIGHT = 999  # an ALB's highest target group weight
+MAP_SLOTS = 1_000_000  # a frontend draws rand(MAP_SLOTS) per request; its map gives each group its share of slots
+NO_TARGET = "lab-no-target"  # the backend of a share that has no target group in the lab: 503
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,48 @@ def listener_load_balancers(elbv2: Any) -> dict[str, str]:
     return {protocol: lb_arn for protocol, (_, lb_arn) in _listeners(elbv2).items()}
 
 
+def forward_groups(data: dict[str, Any]) -> Groups:
+    """The target groups of a forward action and their weights, as an ALB reads the action: the ForwardConfig's
+    TargetGroups when it has any (a missing Weight is 1, as on AWS; moto stores 1 too), else TargetGroupArn
+    with the whole share. moto accepts what AWS refuses, so the lab reads it the nearest AWS way: a weight
+    above 999 counts as 999, below 0 as 0, a target group named twice once (its first weight)."""
+    groups: dict[str, int] = {}
+    for entry in (data.get("ForwardConfig") or {}).get("TargetGroups") or []:
+        arn = str(entry.get("TargetGroupArn") or "")
+        if not arn or arn in groups:
+            continue
+        try:
+            weight = int(entry.get("Weight", 1))
+        except (TypeError, ValueError):
+            weight = 1
+        if not 0 <= weight <= MAX_WEIGHT:
+            log.warning("Weight %s of %s outside 0-%s (AWS refuses it): the lab uses %s", weight, arn, MAX_WEIGHT,
+                        min(max(weight, 0), MAX_WEIGHT))  # fmt: skip
+        groups[arn] = min(max(weight, 0), MAX_WEIGHT)
+    if not groups and data.get("TargetGroupArn"):
+        groups[str(data["TargetGroupArn"])] = 1
+    return tuple(groups.items())
+
+
+def weight_map(groups: Groups, backends: dict[str, str]) -> list[tuple[str, str]]:
+    """The HAProxy map a frontend picks its backend from, per request: `rand(MAP_SLOTS)` falls in one range
+    `FIRST:LAST` of slots, each group's range as wide as its weight's share of the sum (to 1/MAP_SLOTS);
+    a group of weight 0 has none. backends: target group ARN -> backend name; a group the lab has no
+    backend for (deleted, or not of target type instance) is NO_TARGET, which answers 503. Every weight 0:
+    no range, so every request is NO_TARGET's."""
+    total = sum(weight for _, weight in groups)
+    entries: list[tuple[str, str]] = []
+    start = cumulative = 0
+    for arn, weight in groups:
+        if weight <= 0:
+            continue
+        cumulative += weight
+        end = cumulative * MAP_SLOTS // total
+        entries.append((f"{start}:{end - 1}", backends.get(arn, NO_TARGET)))
+        start = end
+    return entries
+
+
 def _listeners(elbv2: Any) -> dict[str, tuple[Route, str]]:
     candidates: dict[str, list[tuple[int, int, Route, str]]] = {"http": [], "https": []}
     for rank, lb in enumerate(sorted(list(elbv2.load_balancers.values()), key=lambda b: b.name)):
@@ -106,19 +152,22 @@ def _listeners(elbv2: Any) -> dict[str, tuple[Route, str]]:
             standard = 80 if protocol == "http" else 443
             for action in listener.default_actions:
                 data = action.data
-                arn = data.get("TargetGroupArn") or next(
-                    (t.get("TargetGroupArn") for t in data.get("ForwardConfig", {}).get("TargetGroups", [])), None
-                )
                 route: Route | None = None
-                if action.type == "forward" and arn:
-                    route = ("forward", arn)
+                if action.type == "forward" and (groups := forward_groups(data)):
+                    route = ("forward", groups)
                 elif action.type == "redirect" and str((data.get("RedirectConfig") or {}).get("Protocol", "")).upper() \
                         in ("HTTPS", "#{PROTOCOL}"):
-                    route = ("redirect", None)
+                    route = ("redirect", ())
                 if route:
                     candidates[protocol].append((rank, int(listener.port) != standard, route, lb.arn))
                     break
     return {protocol: min(found)[2:] for protocol, found in candidates.items() if found}
+
+
+def _shape(routes: dict[str, Route]) -> dict[str, str]:
+    """What HAProxy's configuration holds of the routes: per frontend, forward, redirect or nothing (the target
+    groups and weights of a forward live in its map)."""
+    return {protocol: kind for protocol, (kind, _) in routes.items()}
 
 
 @dataclass
@@ -152,9 +201,9 @@ def registration_delay(config: LabConfig) -> float:
 
 
 class Balancer:
-    def __init__(self, config: LabConfig, certificate: Path, log_socket: Path | None = None) -> None:
+    def __init__(self, config: LabConfig, certificate: Path, log_target: str | None = None) -> None:
         self.config = config
-        self.log_socket = log_socket  # a unix datagram socket: one line per request (metrics.py reads it)
+        self.log_target = log_target  # HAProxy's `log` address: one line per request (metrics.py reads it)
         self.certificate = certificate  # PEM: server certificate, then its key (HAProxy's crt)
         d = config.state_dir / "haproxy"
         self.cfg, self.sock, self.pidfile = d / "haproxy.cfg", d / "admin.sock", d / "haproxy.pid"
@@ -163,6 +212,7 @@ class Balancer:
         self.specs: dict[str, BackendSpec] = {}
         self.routes: dict[str, Route] = {}
         self.servers: dict[Key, Server] = {}
+        self.maps: dict[str, list[tuple[str, str]]] = {}  # protocol -> what its weight map holds in HAProxy
 
     # --- process -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -240,6 +290,8 @@ class Balancer:
             "frontend lab-alb-https",
             f"  bind {c.lb_host}:{c.lb_https_port} ssl crt {self.certificate} alpn http/1.1",
             *self._route_lines("https"),
+            f"backend {NO_TARGET}",
+            f'  http-request return status 503 content-type text/plain string "{NO_TARGET}"',
         ]
         for spec in self.specs.values():
             lines += [f"backend {spec.name}", "  balance roundrobin", "  option redispatch", "  retries 1"]
@@ -256,24 +308,66 @@ class Balancer:
                 if srv.backend == spec.name:
                     disabled = " disabled" if srv.pending_until else ""  # still in its registration delay
                     lines.append(f"  server {srv.name} {srv.ip}:{srv.port} {spec.server_options()}".rstrip() + disabled)
-        tmp = self.cfg.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, self.cfg)
+        for protocol in ("http", "https"):
+            self.maps[protocol] = self._weight_entries(protocol)
+            self._write_file(self.map_file(protocol), "".join(f"{k} {v}\n" for k, v in self.maps[protocol]))
+        self._write_file(self.cfg, "\n".join(lines) + "\n")
+
+    @staticmethod
+    def _write_file(path: Path, text: str) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    def map_file(self, protocol: str) -> Path:
+        """The weight map of a frontend (weight_map): HAProxy reads it at start, the runtime API changes it."""
+        return self.cfg.parent / f"lab-alb-{protocol}.map"
+
+    def _weight_entries(self, protocol: str) -> list[tuple[str, str]]:
+        kind, groups = self.routes.get(protocol, ("none", ()))
+        return weight_map(groups, {arn: spec.name for arn, spec in self.specs.items()}) if kind == "forward" else []
+
+    def _apply_weights(self) -> None:
+        """New weights of the same listeners, without a reload: each changed map is swapped whole and at once
+        (prepare map, add map @version, commit map @version), so a request sees the old weights or the new
+        ones, never an empty or half-written map; connections, in-flight requests and server states are
+        untouched. The file follows, for the next reload."""
+        for protocol in ("http", "https"):
+            entries = self._weight_entries(protocol)
+            if entries == self.maps.get(protocol):
+                continue
+            path = self.map_file(protocol)
+            prepared = self.cmd(f"prepare map {path}")
+            version = re.search(r"New version created: (\d+)", prepared)
+            if not version:
+                raise RuntimeError(f"haproxy refused prepare map {path}: {prepared.strip()}")
+            ref = f"@{version.group(1)} {path}"
+            commands = [f"add map {ref} {key} {backend}" for key, backend in entries] + [f"commit map {ref}"]
+            for chunk in range(0, len(commands), 20):
+                out = self.cmd(";".join(commands[chunk:chunk + 20]))
+                if out.strip():
+                    raise RuntimeError(f"haproxy refused the weights of {path}: {out.strip()}")
+            self._write_file(path, "".join(f"{k} {v}\n" for k, v in entries))
+            self.maps[protocol] = entries
+            log.info("Weights of the %s listener now %s", protocol, entries)
 
     def _log_lines(self) -> list[str]:
         """Per request, as metrics.py parses it: frontend, backend, server (<NOSRV>: none), status, Tr (ms until
         the server's response headers, -1: none), Ta (ms, whole request), termination state."""
-        if not self.log_socket:
+        if not self.log_target:
             return []
         return [
-            f"  log {self.log_socket} len 1024 format raw local0 info",
+            f"  log {self.log_target} len 1024 format raw local0 info",
             f'  log-format "{LOG_TAG} %f %b %s %ST %Tr %Ta %ts"',
         ]
 
     def _route_lines(self, protocol: str) -> list[str]:
-        kind, arn = self.routes.get(protocol, ("none", None))
-        if kind == "forward" and arn in self.specs:
-            return [f"  default_backend {self.specs[arn].name}"]
+        kind, _ = self.routes.get(protocol, ("none", ()))
+        if kind == "forward":  # per request, a backend drawn by the listener's weights (weight_map)
+            return [
+                f"  use_backend %[rand({MAP_SLOTS}),map_int({self.map_file(protocol)},{NO_TARGET})]",
+                f"  default_backend {NO_TARGET}",
+            ]
         if kind == "redirect":  # as an ALB's redirect action: same host and path, the HTTPS listener's port
             return [
                 "  http-request redirect location"
@@ -314,9 +408,12 @@ class Balancer:
         tgs = {arn: tg for arn, tg in list(elbv2.target_groups.items()) if (tg.target_type or "instance") == "instance"}
         specs = {arn: spec_of(tg) for arn, tg in tgs.items()}
         routes = listener_routes(elbv2)
-        if specs != self.specs or routes != self.routes:
+        if specs != self.specs or _shape(routes) != _shape(self.routes):
             self.specs, self.routes = specs, routes
             self._reload()
+        elif routes != self.routes:  # the same frontends, other target groups or weights: the runtime API
+            self.routes = routes
+            self._apply_weights()
 
         desired: dict[Key, str] = {}
         for arn, tg in tgs.items():

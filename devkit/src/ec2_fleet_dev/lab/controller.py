@@ -54,10 +54,9 @@ class Controller:
         self.config = config
         self.paths = state.Paths(config.state_dir)
         self.stop_event = threading.Event()
-        log_socket = self.paths.root / "haproxy" / "requests.sock"
-        self.balancer = Balancer(config, self.paths.root / "haproxy" / "lb.pem", log_socket)
+        self.balancer = Balancer(config, self.paths.root / "haproxy" / "lb.pem")
         self.metric_store = MetricStore()
-        self.metrics = Metrics(log_socket, self.metric_store)
+        self.metrics = Metrics(self.metric_store)
         self.fleet: Fleet | None = None
         self.internet: InternetRedis | None = None
         self.edge: Edge | None = None
@@ -112,7 +111,7 @@ class Controller:
             aws["ssm"].put_parameter(Name=name, Type=kind, Value=value, Overwrite=True)
         log.info("moto at %s (SSM: %s)", c.moto_url, ", ".join(parameters))
         services_image.ensure(c)
-        self.metrics.start()  # before HAProxy: its first request is counted
+        self.balancer.log_target = self.metrics.start()  # before HAProxy: its first request is counted
         self.balancer.start()
         self.edge = self._start_edge(ca)
         # The internet Redis before the first instance: every instance gets its name in /etc/hosts.
