@@ -21,8 +21,9 @@ pytestmark = pytest.mark.usefixtures("lab")
 def test_target_group_and_load_balancer_match_inputs(client: Callable) -> None:
     elb = client("elbv2")
     net = _network(client)
-    tg, canary = elb.describe_target_groups(Names=[f"{PREFIX}-tg", f"{PREFIX}-canary"])["TargetGroups"]
-    assert (tg["TargetGroupName"], canary["TargetGroupName"]) == (f"{PREFIX}-tg", f"{PREFIX}-canary")
+    found = elb.describe_target_groups(Names=[f"{PREFIX}-tg", f"{PREFIX}-canary"])["TargetGroups"]
+    by_name = {g["TargetGroupName"]: g for g in found}  # in no particular order
+    tg, canary = by_name[f"{PREFIX}-tg"], by_name[f"{PREFIX}-canary"]
     # The canary group is the main one's twin: every setting alike but the name (and ARN).
     own = ("TargetGroupArn", "TargetGroupName", "LoadBalancerArns")
     differs = {k for k in tg if k not in own and tg[k] != canary[k]}
