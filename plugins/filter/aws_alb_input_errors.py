@@ -76,6 +76,13 @@ def aws_alb_input_errors(inputs: Mapping[str, Any]) -> list[str]:
             "with '-' (and the ALB name not with 'internal-'); aws_alb_tags must contain Project and Environment "
             f"(got {to_json(v['aws_alb_tags'])})"
         )
+    canary = v["aws_alb_canary_target_group_name"]
+    if not matches(NAME_RE, canary) or canary == v["aws_alb_target_group_name"]:
+        e.append(
+            f"aws_alb_canary_target_group_name (got '{canary}') must be 1-32 letters, digits or '-', not starting "
+            f"or ending with '-', and not the main target group's name aws_alb_target_group_name "
+            f"('{v['aws_alb_target_group_name']}')"
+        )
     e += _health_check_errors(v)
     slow_start = as_int(v["aws_alb_slow_start"])
     slow_start_ok = slow_start == 0 or int_between(slow_start, 30, 900)

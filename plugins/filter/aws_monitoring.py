@@ -20,6 +20,8 @@ ALARM_UNITS = {
     "alb_5xx_share": "share",
     "target_5xx_share": "share",
     "target_response_time_p99": "seconds",
+    "canary_target_5xx_share": "share",
+    "canary_target_response_time_p99": "seconds",
     "unhealthy_hosts": "count",
     "healthy_hosts": "count",
     "host_cpu": "percent",
@@ -238,7 +240,8 @@ def _plain(name, description, settings, comparison, namespace, metric_name, dims
 
 def aws_monitoring_alarm_plan(resources: Mapping[str, Any], settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The metric alarms for the resources found: resources has prefix, load_balancer_arn, target_group_arn,
-    instance_ids, cache_clusters (the replication group's member clusters), rds_instance_id, healthy_hosts_floor;
+    canary_target_group_arn (optional: the weighted canary's group, whose alarms gate each step), instance_ids,
+    cache_clusters (the replication group's member clusters), rds_instance_id, healthy_hosts_floor;
     settings is aws_monitoring_alarms merged with the overrides. Actions are added by the role."""
     p = resources["prefix"]
     lb = arn_suffix(resources["load_balancer_arn"], "app")
@@ -255,6 +258,18 @@ def aws_monitoring_alarm_plan(resources: Mapping[str, Any], settings: Mapping[st
                    s["target_5xx_share"], "HTTPCode_Target_5XX_Count", tg_dims if tg else lb_dims),
             _plain(f"{p}-target-response-time-p99", "p99 target response time, seconds",
                    s["target_response_time_p99"], "GreaterThanThreshold", elb, "TargetResponseTime", lb_dims, "p99"),
+        ]  # fmt: skip
+    canary = arn_suffix(resources.get("canary_target_group_arn") or "", "targetgroup")
+    if lb and canary:
+        # The main alarms' metric math and statistics, on the canary target group only: what the canary hosts
+        # answered, not diluted by the main group's requests.
+        canary_dims = _dims(TargetGroup=canary, LoadBalancer=lb)
+        alarms += [
+            _share(f"{p}-canary-target-5xx-share", "Share of requests the canary targets answered 5xx (0-1)",
+                   s["canary_target_5xx_share"], "HTTPCode_Target_5XX_Count", canary_dims),
+            _plain(f"{p}-canary-target-response-time-p99", "p99 response time of the canary targets, seconds",
+                   s["canary_target_response_time_p99"], "GreaterThanThreshold", elb, "TargetResponseTime",
+                   canary_dims, "p99"),
         ]  # fmt: skip
     if lb and tg:
         floor = dict(s["healthy_hosts"], threshold=resources["healthy_hosts_floor"])

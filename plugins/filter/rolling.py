@@ -8,6 +8,7 @@ is here, with unit tests (tests/unit/test_rolling_*.py).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -172,6 +173,7 @@ def rolling_input_errors(inputs: Mapping[str, Any], base: str = "") -> list[str]
         errors.append("rolling_target_group_name must name the target group the hosts serve in "
                       f"(got '{inputs.get('rolling_target_group_name', '')}')")
     errors.extend(rolling_alarm_errors(inputs))
+    errors.extend(rolling_canary_errors(inputs))
     if not str(inputs.get("rolling_app_root", "")).startswith("/"):
         errors.append("rolling_app_root must be the absolute directory of the app's releases "
                       f"(got '{inputs.get('rolling_app_root', '')}')")
@@ -202,6 +204,93 @@ def rolling_alarm_errors(inputs: Mapping[str, Any]) -> list[str]:
     poll = inputs.get("rolling_alarm_poll_seconds", 5)
     if isinstance(poll, bool) or re.fullmatch(r"[0-9]{1,4}", str(poll).strip()) is None or int(str(poll)) < 1:
         errors.append(f"rolling_alarm_poll_seconds must be a number of seconds, 1 or more (got {poll})")
+    return errors
+
+
+# --- The weighted canary (rolling_strategy: canary) ----------------------------------------------------
+
+STRATEGIES = ("rolling", "canary")
+TARGET_GROUP_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$"
+
+
+def _whole(value: Any) -> int | None:
+    """A whole number given as a number or as text (-e passes text), else None (booleans are not numbers)."""
+    if isinstance(value, bool) or re.fullmatch(r"\s*-?[0-9]{1,6}\s*", str(value)) is None:
+        return None
+    return int(str(value))
+
+
+def rolling_canary_count(spec: Any, total: int) -> int:
+    """How many hosts rolling_canary_hosts (a count, or a percentage of the fleet rounded up) picks of total."""
+    found = _PERCENT.match(str(spec))
+    if found:
+        return math.ceil(total * int(found.group(1)) / 100)
+    count = _whole(spec)
+    if count is None:
+        raise AnsibleFilterError(f"rolling_canary_hosts must be a count or a percentage such as 10% (got {spec!r})")
+    return count
+
+
+def rolling_canary_errors(inputs: Mapping[str, Any], fleet_size: Any = None) -> list[str]:
+    """What is wrong with rolling_strategy and the rolling_canary_* settings.
+
+    The shapes are checked whatever the strategy (a wrong default is found before it is needed); what a canary
+    needs from the environment (a load balancer whose listener weights the canary target group, that group)
+    only with rolling_strategy canary. fleet_size (the hosts of the run, known once the plan has them): the
+    canary must be fewer hosts than the fleet.
+    """
+    errors = []
+    strategy = inputs.get("rolling_strategy", "rolling")
+    if strategy not in STRATEGIES:
+        errors.append(f"rolling_strategy must be rolling or canary (got {strategy})")
+    weights = inputs.get("rolling_canary_weights", [5, 25, 100])
+    steps = [_whole(w) for w in weights] if isinstance(weights, (list, tuple)) else None
+    if (
+        not steps
+        or None in steps
+        or any(not 1 <= w <= 100 for w in steps)  # type: ignore[operator]
+        or any(b <= a for a, b in itertools.pairwise(steps))  # type: ignore[operator]
+        or steps[-1] != 100
+    ):
+        errors.append(
+            "rolling_canary_weights must be a list of percentages of the requests sent to the canary, each 1-100, "
+            f"strictly increasing, the last one 100, such as [5, 25, 100] (got {weights!r})"
+        )
+    hosts = inputs.get("rolling_canary_hosts", 1)
+    percent = _PERCENT.match(str(hosts))
+    count = _whole(hosts)
+    if not (1 <= int(percent.group(1)) <= 99 if percent else count is not None and count >= 1):
+        errors.append(
+            "rolling_canary_hosts must be a count of hosts (1 or more) or a percentage of the fleet (1%-99%, "
+            f"rounded up), fewer than the fleet (got {hosts!r})"
+        )
+    elif fleet_size is not None and rolling_canary_count(hosts, int(fleet_size)) >= int(fleet_size):
+        errors.append(
+            f"rolling_canary_hosts must pick fewer hosts than the fleet: {hosts!r} is "
+            f"{rolling_canary_count(hosts, int(fleet_size))} of {int(fleet_size)} hosts; the canary needs hosts left "
+            "in the main target group"
+        )
+    step = inputs.get("rolling_canary_step_seconds", 60)
+    if (_whole(step) or 0) < 0 or _whole(step) is None:
+        errors.append(f"rolling_canary_step_seconds must be a number of seconds, 0 or more (got {step})")
+    alarms = inputs.get("rolling_canary_alarms", [])
+    errors.extend(e.replace("rolling_alarms", "rolling_canary_alarms")
+                  for e in rolling_alarm_errors({"rolling_alarms": alarms}))
+    if strategy != "canary":
+        return errors
+    load_balancer = str(inputs.get("rolling_load_balancer_name", "") or "")
+    if not load_balancer:
+        errors.append(
+            "rolling_strategy canary needs a load balancer listener to weight, and rolling_load_balancer_name is "
+            "empty (this environment has no load balancer): give the load balancer's name, or use "
+            "rolling_strategy rolling"
+        )
+    canary_group = str(inputs.get("rolling_canary_target_group_name", "") or "")
+    if not matches(TARGET_GROUP_RE, canary_group) or canary_group == inputs.get("rolling_target_group_name"):
+        errors.append(
+            "rolling_strategy canary needs rolling_canary_target_group_name, the target group the listener weights "
+            f"for the canary hosts, not the main one rolling_target_group_name (got '{canary_group}')"
+        )
     return errors
 
 
@@ -430,6 +519,8 @@ class FilterModule:
             "rolling_release_errors": rolling_release_errors,
             "rolling_input_errors": rolling_input_errors,
             "rolling_alarm_errors": rolling_alarm_errors,
+            "rolling_canary_errors": rolling_canary_errors,
+            "rolling_canary_count": rolling_canary_count,
             "rolling_alarm_halt": rolling_alarm_halt,
             "rolling_hook_paths": rolling_hook_paths,
             "rolling_health_floor": rolling_health_floor,

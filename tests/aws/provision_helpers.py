@@ -11,7 +11,7 @@ from ec2_fleet_dev.moto_aws import cache_role_ready
 
 # The test_provision_* files share one provisioned environment (the `lab` fixture): provision twice,
 # inspect it, then the tests that change it (alb_target, HTTPS, a domain), site.yml, and the teardown last.
-PROVISION_ORDER = ["rerun", "network", "instances", "cache", "tags", "monitoring", "alb", "site", "teardown"]
+PROVISION_ORDER = ["rerun", "network", "instances", "cache", "tags", "monitoring", "weights", "alb", "site", "teardown"]
 PROVISION_FILES = {f"test_provision_{stem}.py" for stem in PROVISION_ORDER}
 
 ENV = "lab"

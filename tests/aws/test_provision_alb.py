@@ -21,7 +21,13 @@ pytestmark = pytest.mark.usefixtures("lab")
 def test_target_group_and_load_balancer_match_inputs(client: Callable) -> None:
     elb = client("elbv2")
     net = _network(client)
-    tg = elb.describe_target_groups(Names=[f"{PREFIX}-tg"])["TargetGroups"][0]
+    found = elb.describe_target_groups(Names=[f"{PREFIX}-tg", f"{PREFIX}-canary"])["TargetGroups"]
+    by_name = {g["TargetGroupName"]: g for g in found}  # in no particular order
+    tg, canary = by_name[f"{PREFIX}-tg"], by_name[f"{PREFIX}-canary"]
+    # The canary group is the main one's twin: every setting alike but the name (and ARN).
+    own = ("TargetGroupArn", "TargetGroupName", "LoadBalancerArns")
+    differs = {k for k in tg if k not in own and tg[k] != canary[k]}
+    assert not differs, {k: (tg[k], canary[k]) for k in differs}
     assert tg["TargetType"] == "instance"
     assert tg["Port"] == 8000
     assert tg["VpcId"] == net["vpc"]
@@ -31,12 +37,16 @@ def test_target_group_and_load_balancer_match_inputs(client: Callable) -> None:
     assert tg["HealthyThresholdCount"] == 3
     assert tg["UnhealthyThresholdCount"] == 4
     assert tg["Matcher"]["HttpCode"] == "200-299"
-    attrs = {
-        a["Key"]: a["Value"]
-        for a in elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]
-    }
-    assert attrs["deregistration_delay.timeout_seconds"] == "4"
-    assert attrs["slow_start.duration_seconds"] == "45"
+    for group in (tg, canary):
+        attrs = {
+            a["Key"]: a["Value"]
+            for a in elb.describe_target_group_attributes(TargetGroupArn=group["TargetGroupArn"])["Attributes"]
+        }
+        assert attrs["deregistration_delay.timeout_seconds"] == "4"
+        assert attrs["slow_start.duration_seconds"] == "45"
+    tags = {d["ResourceArn"]: _tags(d) for d in elb.describe_tags(ResourceArns=[tg["TargetGroupArn"],
+            canary["TargetGroupArn"]])["TagDescriptions"]}  # fmt: skip
+    assert tags[canary["TargetGroupArn"]] == {**tags[tg["TargetGroupArn"]], "Name": f"{PREFIX}-canary"}
     # Provisioning registers nothing: registration belongs to alb_target.
     assert elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"] == []
 
@@ -53,10 +63,13 @@ def test_target_group_and_load_balancer_match_inputs(client: Callable) -> None:
     assert lb_attrs["deletion_protection.enabled"] == "false"  # on in production only
     assert lb_attrs["access_logs.s3.enabled"] == "false"  # no bucket given
     listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
-    # No certificate here (aws_alb_allow_http_only, see conftest.py): one HTTP listener that forwards.
+    # No certificate here (aws_alb_allow_http_only, see conftest.py): one HTTP listener that forwards, by
+    # weight, every request to the main group and none to the canary group.
     assert [(li["Protocol"], li["Port"]) for li in listeners] == [("HTTP", 80)]
     action = listeners[0]["DefaultActions"][0]
-    assert (action["Type"], action["TargetGroupArn"]) == ("forward", tg["TargetGroupArn"])
+    assert action["Type"] == "forward"
+    weights = [(g["TargetGroupArn"], g["Weight"]) for g in action["ForwardConfig"]["TargetGroups"]]
+    assert weights == [(tg["TargetGroupArn"], 100), (canary["TargetGroupArn"], 0)]
 
 
 def test_alb_target_registers_and_drains(
@@ -119,7 +132,10 @@ def test_certificate_turns_on_https_and_keeps_targets(client: Callable, run: Cal
     https = listeners[443]
     assert https["Protocol"] == "HTTPS"
     assert [c["CertificateArn"] for c in https["Certificates"]] == [cert]
-    assert (https["DefaultActions"][0]["Type"], https["DefaultActions"][0]["TargetGroupArn"]) == ("forward", tg)
+    forward = https["DefaultActions"][0]
+    assert forward["Type"] == "forward"
+    first = forward["ForwardConfig"]["TargetGroups"][0]
+    assert (first["TargetGroupArn"], first["Weight"]) == (tg, 100)
     # Re-provisioning never touches the registrations (they belong to alb_target).
     assert registered() == before
     assert elb.describe_target_groups(TargetGroupArns=[tg])["TargetGroups"][0]["HealthCheckIntervalSeconds"] == 10

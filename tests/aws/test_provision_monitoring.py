@@ -31,6 +31,9 @@ LB_ALARMS = {
     "alb-5xx-share": ("HTTPCode_ELB_5XX_Count", "GreaterThanThreshold", 0.05),
     "target-5xx-share": ("HTTPCode_Target_5XX_Count", "GreaterThanThreshold", 0.05),
     "target-response-time-p99": ("TargetResponseTime", "GreaterThanThreshold", 2.0),
+    # The weighted canary's: the same two on the canary target group only.
+    "canary-target-5xx-share": ("HTTPCode_Target_5XX_Count", "GreaterThanThreshold", 0.05),
+    "canary-target-response-time-p99": ("TargetResponseTime", "GreaterThanThreshold", 2.0),
     "unhealthy-hosts": ("UnHealthyHostCount", "GreaterThanThreshold", 0.0),
     "healthy-hosts": ("HealthyHostCount", "LessThanThreshold", 1.0),
 }
@@ -86,6 +89,7 @@ def _resources(client: Callable) -> dict:
     elb = client("elbv2")
     lb = elb.describe_load_balancers(Names=[PREFIX])["LoadBalancers"][0]["LoadBalancerArn"]
     tg = elb.describe_target_groups(Names=[f"{PREFIX}-tg"])["TargetGroups"][0]["TargetGroupArn"]
+    canary = elb.describe_target_groups(Names=[f"{PREFIX}-canary"])["TargetGroups"][0]["TargetGroupArn"]
     instances = sorted(i["InstanceId"] for i in _live_instances(client("ec2"), _tag_filters(Role="web")))
     clusters = []
     if cache_role_ready():
@@ -94,6 +98,7 @@ def _resources(client: Callable) -> dict:
     return {
         "lb": lb.split(":loadbalancer/", 1)[1],
         "tg": tg.split(":", 5)[5],
+        "canary_tg": canary.split(":", 5)[5],
         "instances": instances,
         "clusters": clusters,
     }
@@ -140,6 +145,8 @@ def test_every_alarm_watches_the_real_resources_and_notifies_the_topic(monitored
         assert dims["LoadBalancer"] == res["lb"], name
         if name in ("unhealthy-hosts", "healthy-hosts", "target-5xx-share"):
             assert dims["TargetGroup"] == res["tg"], name
+        if name.startswith("canary-"):
+            assert dims["TargetGroup"] == res["canary_tg"], name
         if name.endswith("-share"):
             # A share of requests: errors / RequestCount (metric math), not a count.
             by_id = {m["Id"]: m for m in alarm["Metrics"]}
@@ -150,6 +157,7 @@ def test_every_alarm_watches_the_real_resources_and_notifies_the_topic(monitored
         else:
             assert alarm["MetricName"] == metric and alarm["Namespace"] == "AWS/ApplicationELB", name
     assert alarms["target-response-time-p99"]["ExtendedStatistic"] == "p99"
+    assert alarms["canary-target-response-time-p99"]["ExtendedStatistic"] == "p99"
     assert alarms["unhealthy-hosts"]["EvaluationPeriods"] == 3
     assert alarms["healthy-hosts"]["TreatMissingData"] == "breaching"
     for instance in res["instances"]:

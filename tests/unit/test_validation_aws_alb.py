@@ -13,6 +13,7 @@ GOOD = good_inputs(
     "aws_alb",
     aws_alb_name="ec2-fleet-lab",
     aws_alb_target_group_name="ec2-fleet-lab-web",
+    aws_alb_canary_target_group_name="ec2-fleet-lab-canary",
     aws_alb_tags={"Project": "ec2-fleet", "Environment": "lab"},
     aws_alb_certificate_arn=ARN,
 )
@@ -38,6 +39,10 @@ CASES = [
      'Environment (got {"Project": "ec2-fleet", "Environment": "lab"})'),
     ({"aws_alb_name": "internal-lab"}, NAMES),
     ({"aws_alb_target_group_name": "t" * 33}, NAMES),
+    ({"aws_alb_canary_target_group_name": "ec2-fleet-lab-web"}, "aws_alb_canary_target_group_name (got "
+     "'ec2-fleet-lab-web') must be 1-32 letters, digits or '-', not starting or ending with '-', and not the main "
+     "target group's name aws_alb_target_group_name ('ec2-fleet-lab-web')"),
+    ({"aws_alb_canary_target_group_name": "c" * 33}, "aws_alb_canary_target_group_name (got 'ccc"),
     ({"aws_alb_tags": {"Project": "ec2-fleet"}}, 'aws_alb_tags must contain Project and Environment (got '
      '{"Project": "ec2-fleet"})'),
     ({"aws_alb_health_check_path": "health"}, "aws_alb_health_check_path must start with '/' and hold no spaces "

@@ -146,3 +146,40 @@ def test_the_dashboard_has_one_widget_per_alarm_with_its_metrics() -> None:
     assert share["metrics"][1][:4] == ["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer",
                                        "app/ec2-fleet-lab/50dc6c495c0c9188"]  # fmt: skip
     assert share["annotations"]["horizontal"][0]["value"] == 0.05
+
+
+CANARY_TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/ec2-fleet-lab-canary/0a1b2c3d4e5f6a7b"
+
+
+def test_the_canary_alarms_are_the_main_ones_on_the_canary_group_only() -> None:
+    plan = _plan(canary_target_group_arn=CANARY_TG)
+    assert len(plan) == 5 + 2 + 2 + 2 * 5
+    canary_dims = [{"Name": "TargetGroup", "Value": "targetgroup/ec2-fleet-lab-canary/0a1b2c3d4e5f6a7b"},
+                   {"Name": "LoadBalancer", "Value": "app/ec2-fleet-lab/50dc6c495c0c9188"}]  # fmt: skip
+    share, main_share = plan["p-canary-target-5xx-share"], plan["p-target-5xx-share"]
+    assert [m.get("Expression") for m in share["Metrics"]] == [m.get("Expression") for m in main_share["Metrics"]]
+    for metric, main_metric in zip(share["Metrics"][1:], main_share["Metrics"][1:], strict=True):
+        assert metric["MetricStat"]["Metric"]["Dimensions"] == canary_dims
+        assert metric["MetricStat"]["Metric"]["MetricName"] == main_metric["MetricStat"]["Metric"]["MetricName"]
+        assert metric["MetricStat"]["Stat"] == main_metric["MetricStat"]["Stat"]
+    p99 = plan["p-canary-target-response-time-p99"]
+    assert (p99["MetricName"], p99["ExtendedStatistic"]) == ("TargetResponseTime", "p99")
+    assert p99["Dimensions"] == canary_dims
+    # Their own settings, overridable apart from the main ones.
+    settings = merged_alarms(DEFAULTS, {"canary_target_5xx_share": {"threshold": 0.01, "period": 10}})
+    base = {"prefix": "p", "load_balancer_arn": LB, "target_group_arn": TG, "canary_target_group_arn": CANARY_TG,
+            "healthy_hosts_floor": 1}  # fmt: skip
+    tuned = {a["AlarmName"]: a for a in aws_monitoring_alarm_plan(base, settings)}
+    assert tuned["p-canary-target-5xx-share"]["Threshold"] == 0.01
+    assert tuned["p-canary-target-5xx-share"]["Metrics"][1]["MetricStat"]["Period"] == 10
+    assert tuned["p-target-5xx-share"]["Threshold"] == 0.05
+
+
+def test_no_canary_group_no_canary_alarms() -> None:
+    assert not [name for name in _plan(canary_target_group_arn="") if "canary" in name]
+    assert not [name for name in _plan(load_balancer_arn="", canary_target_group_arn=CANARY_TG) if "canary" in name]
+
+
+def test_canary_alarm_overrides_are_checked_like_the_others() -> None:
+    found = errors(aws_monitoring_alarm_overrides={"canary_target_5xx_share": {"threshold": 5}})
+    assert len(found) == 1 and "aws_monitoring_alarm_overrides.canary_target_5xx_share.threshold" in found[0], found
