@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -9,6 +10,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from orders_api import db as db_module
+from orders_api.db import Database
 
 from .conftest import AppProcess, PostgresServer, app_env, new_order, wait_until
 
@@ -115,6 +118,33 @@ def test_invalidation_lost_in_a_redis_partition_is_replayed(launch, postgres: Po
         assert b"changed-in-partition" in redis.client().get(key)
     finally:
         proxy.close()
+
+
+def test_a_write_just_after_a_database_restart_does_not_reuse_a_connection_the_restart_broke(
+        postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pooled connection that the restart closed, pooled moments before it: the next write gets a fresh one.
+
+    The time-based pre-ping (_PRE_PING_AFTER_SECONDS) is pushed out of reach, so only the check of the idle
+    socket can save the write: the CI run of 15aa5f3 saw a 503 on the first write after a restart, on a
+    worker whose connection had been pooled less than a second before the database went down."""
+    monkeypatch.setattr(db_module, "_PRE_PING_AFTER_SECONDS", 3600.0)
+    order = {"customer": "restart", "items": [{"sku": "A-1", "qty": 1, "unit_price_cents": 100}],
+             "amount_cents": 100, "currency": "USD", "status": "new"}
+
+    async def run() -> tuple[dict, dict, int]:
+        db = Database(postgres.url(), timeout=5, pool_size=2)
+        try:
+            before = await db.create_order(order)  # its connection is now idle in the pool
+            postgres.stop()
+            postgres.start()
+            after = await db.create_order(order)
+            return before, after, db.stats.connections_opened
+        finally:
+            await db.close()
+
+    before, after, opened = asyncio.run(run())
+    assert after["id"] != before["id"] and after["customer"] == "restart"
+    assert opened == 2  # the broken connection was dropped, not used
 
 
 def test_postgres_down_writes_fail_fast_with_503_and_recover(service: AppProcess, postgres: PostgresServer) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -68,6 +69,16 @@ class _Idle:
     since: float = field(default_factory=time.monotonic)
 
 
+def _has_input(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """An idle connection has nothing to read: input (the EOF or FATAL a database restart leaves, or a notice)
+    means it must be checked before reuse, however recently it was pooled. One poll of the socket, no wait."""
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (psycopg.Error, OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class Database:
     def __init__(self, url: str, timeout: float, pool_size: int) -> None:
         self._url = url
@@ -115,7 +126,7 @@ class Database:
             idle = self._idle.pop()
             if idle.conn.closed:
                 continue
-            if time.monotonic() - idle.since > _PRE_PING_AFTER_SECONDS:
+            if time.monotonic() - idle.since > _PRE_PING_AFTER_SECONDS or _has_input(idle.conn):
                 try:
                     await idle.conn.execute("SELECT 1")
                 except psycopg.Error:
