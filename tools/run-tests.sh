@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
-# Every test (what `make test` runs after lint), in streams side by side:
-#   fleet:   pytest tests/fleet but FLEET_B, one lab of 3-5 hosts; most of its time it waits on what it
-#            proves (the load balancer's registration delay and checks, draining, restarts, a busy first boot);
-#   rest:    pytest of everything else (moto, test hosts, the lab's own tests, the app), then every
-#            molecule scenario; most of its time is CPU;
-#   fleet-b: FLEET_B on a lab of its own (network 10.232), started when the rest's pytest ends, beside
-#            molecule: the fleet files that need a fleet as converge leaves it, not as the files before
-#            leave it, and that would make the fleet stream the longest by far.
-# Side by side they take about the time of the longest one instead of the sum. Each stream writes
+# Every test (what `make test` runs after lint), in two streams side by side:
+#   fleet: pytest tests/fleet, one lab of 3-5 hosts; most of its time it waits on what it proves
+#          (the load balancer's registration delay and checks, draining, restarts, a busy first boot);
+#   rest:  pytest of everything else (moto, test hosts, the lab's own tests, the app), then every
+#          molecule scenario; most of its time is CPU.
+# Side by side they take about the time of the longer one instead of the sum. Each stream writes
 # its own log under .cache/test-logs/; the rest's output is shown as it runs, the fleet's at the end,
 # then one line per stream. Exits non-zero when any stream failed.
 #   tools/run-tests.sh [-j MOLECULE_JOBS] SCENARIO...
@@ -19,16 +16,14 @@ LOGS=.cache/test-logs
 # tools/collect_figures.py (docs/results/tests.md); cleared so they hold this run only.
 REPORTS=.cache/test-reports
 mkdir -p "$LOGS" "$REPORTS"
-rm -f "$REPORTS"/junit-*.xml "$REPORTS/figures.jsonl" "$REPORTS/streams.json" "$REPORTS/fleet.seconds" "$REPORTS/fleet-b.seconds" "$REPORTS/commit" .cache/molecule/*.result
+rm -f "$REPORTS"/junit-*.xml "$REPORTS/figures.jsonl" "$REPORTS/streams.json" "$REPORTS/fleet.seconds" "$REPORTS/commit" .cache/molecule/*.result
 git rev-parse --short HEAD >"$REPORTS/commit" 2>/dev/null || true
 JUNIT=(-o junit_family=xunit1)
-FLEET_B=(tests/fleet/test_33_alarms.py)
-FLEET_B_IGNORE=("${FLEET_B[@]/#/--ignore=}")
 started=$(date +%s)
 since() { echo "$(( $(date +%s) - $1 ))s"; }
 
 (
-  pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet "${FLEET_B_IGNORE[@]}" >"$LOGS/fleet.log" 2>&1
+  pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet >"$LOGS/fleet.log" 2>&1
   rc=$?
   echo "$(( $(date +%s) - started ))" >"$REPORTS/fleet.seconds"
   exit $rc
@@ -39,36 +34,19 @@ echo "tests/fleet runs in the background (log $LOGS/fleet.log)"
 pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-rest.xml" tests app/tests --ignore=tests/fleet 2>&1 | tee "$LOGS/rest.log"
 rest_rc=${PIPESTATUS[0]}
 rest_time=$(since "$started")
-(
-  b_started=$(date +%s)
-  EC2_FLEET_TEST_LAB_NET=10.232 pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-fleet-b.xml" "${FLEET_B[@]}" \
-    >"$LOGS/fleet-b.log" 2>&1
-  rc=$?
-  echo "$(( $(date +%s) - b_started ))" >"$REPORTS/fleet-b.seconds"
-  exit $rc
-) &
-fleet_b_pid=$!
-echo "${FLEET_B[*]} runs in the background on a lab of its own (log $LOGS/fleet-b.log)"
 molecule_started=$(date +%s)
 tools/run-molecule.sh -j "$JOBS" "$@" 2>&1 | tee "$LOGS/molecule.log"
 molecule_rc=${PIPESTATUS[0]}
 molecule_time=$(since "$molecule_started")
 
-wait "$fleet_b_pid"
-fleet_b_rc=$?
-fleet_b_time=$(cat "$REPORTS/fleet-b.seconds" 2>/dev/null || echo 0)
 wait "$fleet_pid"
 fleet_rc=$?
 fleet_time=$(cat "$REPORTS/fleet.seconds" 2>/dev/null || echo 0)
-all_rc=$(( rest_rc || molecule_rc || fleet_rc || fleet_b_rc ))
-printf '{"pytest tests/fleet": {"rc": %d, "seconds": %d}, "pytest tests/fleet (own lab)": {"rc": %d, "seconds": %d}, "pytest (the rest)": {"rc": %d, "seconds": %d}, "molecule": {"rc": %d, "seconds": %d}, "all": {"rc": %d, "seconds": %d}}\n' \
-  "$fleet_rc" "$fleet_time" "$fleet_b_rc" "$fleet_b_time" "$rest_rc" "${rest_time%s}" "$molecule_rc" "${molecule_time%s}" \
-  "$all_rc" "$(( $(date +%s) - started ))" >"$REPORTS/streams.json"
-echo "===== ${FLEET_B[*]} ($LOGS/fleet-b.log)"
-cat "$LOGS/fleet-b.log"
+printf '{"pytest tests/fleet": {"rc": %d, "seconds": %d}, "pytest (the rest)": {"rc": %d, "seconds": %d}, "molecule": {"rc": %d, "seconds": %d}, "all": {"rc": %d, "seconds": %d}}\n' \
+  "$fleet_rc" "$fleet_time" "$rest_rc" "${rest_time%s}" "$molecule_rc" "${molecule_time%s}" \
+  "$(( rest_rc || molecule_rc || fleet_rc ))" "$(( $(date +%s) - started ))" >"$REPORTS/streams.json"
 echo "===== tests/fleet ($LOGS/fleet.log)"
 cat "$LOGS/fleet.log"
 echo "===== streams: pytest (rest) rc=$rest_rc in $rest_time; molecule rc=$molecule_rc in $molecule_time;" \
-     "pytest ${FLEET_B[*]} rc=$fleet_b_rc in ${fleet_b_time}s; pytest tests/fleet rc=$fleet_rc in ${fleet_time}s;" \
-     "all in $(since "$started")"
-[[ $all_rc -eq 0 ]]
+     "pytest tests/fleet rc=$fleet_rc; all in $(since "$started")"
+[[ $rest_rc -eq 0 && $molecule_rc -eq 0 && $fleet_rc -eq 0 ]]
