@@ -10,7 +10,6 @@ whose own tests are in app/tests. One lab, on EC2_FLEET_TEST_LAB_NET (default 10
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import ssl
@@ -28,7 +27,7 @@ import boto3
 import pytest
 from ansible_collections.ec2_fleet.fleet.plugins.filter.aws_monitoring import arn_suffix, aws_monitoring_alarm_plan
 
-from ec2_fleet_dev.labs import LAB_TAGS, Lab, free_vpc_cidr, lab_env, wait_for
+from ec2_fleet_dev.labs import LAB_TAGS, Lab, instances_serving, lab_env, wait_for
 from ec2_fleet_dev.plays import ROOT
 
 FAULT_SERVER = r"""
@@ -85,30 +84,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="module")
 def service(lab: Lab) -> dict[str, Any]:
     """A VPC, two instances running the fault server, a target group and an ALB whose HTTPS listener forwards."""
-    ec2, elbv2 = lab.client("ec2"), lab.client("elbv2")
-    wanted = ipaddress.ip_network(f"{lab.env['EC2_FLEET_LAB_NET']}.0.0/16")
-    free = ipaddress.ip_network(free_vpc_cidr())
-    cidr = wanted if wanted.network_address >= free.network_address else free  # taken: a free one
-    vpc = ec2.create_vpc(CidrBlock=str(cidr))["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=str(list(cidr.subnets(8))[10 + n]), AvailabilityZone=f"us-east-1{z}")[
-            "Subnet"]["SubnetId"]
-        for n, z in enumerate("ab")
-    ]  # fmt: skip
-    ami = lab.client("ssm").get_parameter(Name="/ec2-fleet/lab/ubuntu-ami-id")["Parameter"]["Value"]
-    tags = [{"ResourceType": "instance", "Tags": LAB_TAGS}]
-    ids = [
-        ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.small", SubnetId=subnet,
-                          TagSpecifications=tags)["Instances"][0]["InstanceId"]
-        for subnet in subnets
-    ]  # fmt: skip
-    for iid in ids:
-        container = f"{lab.name}-{iid}"
-        wait_for(f"container {container}", lambda c=container: lab.containers().get(c) == "running", 90)
-        subprocess.run(["podman", "exec", "-i", container, "sh", "-c", "cat > /usr/local/bin/fault.py"],
-                       input=FAULT_SERVER, text=True, check=True, timeout=30)  # fmt: skip
-        subprocess.run(["podman", "exec", "-d", container, "python3", "/usr/local/bin/fault.py", iid],
-                       check=True, capture_output=True, timeout=30)  # fmt: skip
+    elbv2 = lab.client("elbv2")
+    vpc, subnets, ids = instances_serving(lab, FAULT_SERVER, "/usr/local/bin/fault.py")
     tg = elbv2.create_target_group(
         Name=f"{lab.name}-tg", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="instance",
         HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,

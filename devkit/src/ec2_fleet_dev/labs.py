@@ -117,3 +117,33 @@ class Lab:
 
 
 LAB_TAGS = [{"Key": "Project", "Value": "ec2-fleet"}, {"Key": "Environment", "Value": "lab"}]
+
+
+def instances_serving(lab: Lab, script: str, path: str) -> tuple[str, list[str], list[str]]:
+    """A VPC with a subnet in us-east-1a and 1b, one t3.small lab instance in each, every one running the
+    Python `script` (copied to `path`, started with the instance id as its argument): (vpc, subnets, ids)."""
+    ec2 = lab.client("ec2")
+    wanted = ipaddress.ip_network(f"{lab.env['EC2_FLEET_LAB_NET']}.0.0/16")
+    free = ipaddress.ip_network(free_vpc_cidr())
+    cidr = wanted if wanted.network_address >= free.network_address else free  # taken: a free one
+    vpc = ec2.create_vpc(CidrBlock=str(cidr))["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=str(list(cidr.subnets(8))[10 + n]), AvailabilityZone=f"us-east-1{z}")[
+            "Subnet"]["SubnetId"]
+        for n, z in enumerate("ab")
+    ]  # fmt: skip
+    ami = lab.client("ssm").get_parameter(Name="/ec2-fleet/lab/ubuntu-ami-id")["Parameter"]["Value"]
+    tags = [{"ResourceType": "instance", "Tags": LAB_TAGS}]
+    ids = [
+        ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.small", SubnetId=subnet,
+                          TagSpecifications=tags)["Instances"][0]["InstanceId"]
+        for subnet in subnets
+    ]  # fmt: skip
+    for iid in ids:
+        container = f"{lab.name}-{iid}"
+        wait_for(f"container {container}", lambda c=container: lab.containers().get(c) == "running", 90)
+        subprocess.run(["podman", "exec", "-i", container, "sh", "-c", f"cat > {path}"],
+                       input=script, text=True, check=True, timeout=30)  # fmt: skip
+        subprocess.run(["podman", "exec", "-d", container, "python3", path, iid],
+                       check=True, capture_output=True, timeout=30)  # fmt: skip
+    return vpc, subnets, ids
