@@ -47,8 +47,6 @@ CASES = [
     ("canary-without-listener", "rolling_update", {"app_version": "2.0.0", "rolling_strategy": "canary",
      "rolling_load_balancer_name": ""}, "rolling_strategy canary needs a load balancer listener to weight, and "
      "rolling_load_balancer_name is empty"),
-    ("canary-not-built-yet", "rolling_update", {"app_version": "2.0.0", "rolling_strategy": "canary"},
-     "cannot run a weighted canary's steps yet"),
     ("hook-unknown", "rolling_update", {"app_version": "2.0.0", "rolling_hooks": {"before_deploy": "/etc/hostname"}},
      "rolling_hooks must map before_drain, after_deploy and after_register"),
     ("hook-missing-file", "rolling_update", {"app_version": "2.0.0", "rolling_hooks": {"after_deploy": "nope.yml"}},

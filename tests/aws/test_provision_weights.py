@@ -14,6 +14,7 @@ import pytest
 from provision_helpers import PREFIX
 
 from ec2_fleet_dev.moto_aws import Run
+from ec2_fleet_dev.plays import failure_messages
 
 pytestmark = pytest.mark.usefixtures("lab")
 
@@ -145,3 +146,28 @@ def test_provision_ends_a_canary_in_progress_and_says_so(
     assert _weights(client) == {main: 100, canary: 0}
     assert "provision set them to 100 (main) / 0 (canary" in provision.output, provision.tail(8000)
     assert provision.recap()["localhost"]["changed"] == 1, provision.tail(8000)
+
+
+def test_a_canary_on_a_target_group_no_listener_forwards_to_is_refused_before_the_lock(
+    client: Callable, groups: dict[str, str], run: Callable[..., Run], lab: dict
+) -> None:
+    """rolling_update.yml's plan checks, in check mode, that a listener weights the two groups: a canary
+    whose target group exists but takes no traffic from any listener is refused before the lock, with
+    nothing changed."""
+    elb = client("elbv2")
+    vpc = elb.describe_target_groups(TargetGroupArns=[groups["main"]])["TargetGroups"][0]["VpcId"]
+    loose = elb.create_target_group(Name=f"{PREFIX}-loose", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                    TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    try:
+        result = run("playbooks/rolling_update.yml", {
+            **lab["extra"], "app_version": "2.0.0", "rolling_strategy": "canary",
+            "rolling_canary_target_group_name": f"{PREFIX}-loose", "rolling_alarms": [], "rolling_canary_alarms": []},
+            timeout=180)
+    finally:
+        elb.delete_target_group(TargetGroupArn=loose)
+    assert result.rc != 0
+    messages = failure_messages(result.output)
+    assert len(messages) == 1 and f"no listener of {PREFIX} forwards to" in messages[0], messages or result.tail()
+    assert "Take the deploy lock" not in result.output, result.tail()
+    assert not client("ssm").get_parameters(Names=["/ec2-fleet/lab/deploy/lock"])["Parameters"]
+    assert _weights(client) == {groups["main"]: 100, groups["canary"]: 0}

@@ -193,7 +193,10 @@ def _lock_exists(client: Callable) -> bool:
     # The environment's default: its deploy alarms, here never provisioned.
     ({}, "rolling_alarms names alarms that do not exist in this account and region: ec2-fleet-lab-target-5xx-share, "
          "ec2-fleet-lab-alb-5xx-share, ec2-fleet-lab-target-response-time-p99.", []),
-], ids=["one-unknown-name", "default-alarms-not-provisioned"])
+    ({"rolling_strategy": "canary", "rolling_alarms": [SHARE], "rolling_canary_alarms": [P99, f"{PREFIX}-canary-typo"]},
+     "rolling_canary_alarms names alarms that do not exist in this account and region: ec2-fleet-lab-gate-canary-typo.",
+     [f"{PREFIX}-canary-typo"]),
+], ids=["one-unknown-name", "default-alarms-not-provisioned", "unknown-canary-alarm"])
 def test_an_alarm_that_does_not_exist_is_refused_before_the_lock(
     calm: dict[str, str], client: Callable, run: Callable[..., Run], extra: dict, phrase: str, missing: list
 ) -> None:

@@ -8,8 +8,13 @@ puts the environment's defaults back afterwards, whatever happened.
 
 A release that passes /ready but answers 500 to 10 % of order reads (APP_FAULT_READ_ERROR_PERCENT) goes out
 one host at a time with a bake: the targets' 5xx share alarm fires during the first batch's bake, the run
-stops, that host goes back to the release it served and the others are never touched. The load's JSON report
-and PNG timeline are kept in .cache/test-reports/rolling/.
+stops, that host goes back to the release it served and the others are never touched (the issue's case 2).
+
+The weighted canary (rolling_strategy canary): the same release on one canary host in the canary target group,
+which the listener weights 5 % -> 25 % -> 100 %: the canary's 5xx share alarm fires at the 5 % step, the
+weight goes back to 0 and the canary back to its release (case 1); a healthy release steps through and the
+whole fleet ends on it with no failed request (case 4). The load's JSON reports and PNG timelines are kept in
+.cache/test-reports/rolling/.
 """
 
 from __future__ import annotations
@@ -29,11 +34,15 @@ pytestmark = pytest.mark.fleet
 
 PREFIX = "ec2-fleet-lab"
 TARGET_5XX = f"{PREFIX}-target-5xx-share"
+CANARY_5XX = f"{PREFIX}-canary-target-5xx-share"
+CANARY_P99 = f"{PREFIX}-canary-target-response-time-p99"
+GATES = [TARGET_5XX, f"{PREFIX}-alb-5xx-share", f"{PREFIX}-target-response-time-p99", CANARY_5XX, CANARY_P99]
 RATE = 30
 # The deploy alarm on 10 s periods: 2 of the last 3 periods above 1 % of the target group's requests. One
 # host of three answering 500 to a tenth of its reads puts the share near 3 %.
-FAST = {"target_5xx_share": {"threshold": 0.01, "period": 10, "evaluation_periods": 3, "datapoints_to_alarm": 2,
-                             "treat_missing_data": "notBreaching"}}
+_SHARE_10S = {"threshold": 0.01, "period": 10, "evaluation_periods": 3, "datapoints_to_alarm": 2,
+              "treat_missing_data": "notBreaching"}
+FAST = {"target_5xx_share": _SHARE_10S, "canary_target_5xx_share": _SHARE_10S}
 
 
 def alarm_states(fleet, names: list[str]) -> dict[str, str]:
@@ -51,20 +60,20 @@ def wait_ok(fleet, names: list[str], seconds: float = 120) -> dict[str, str]:
         time.sleep(2)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fast_alarms(converged) -> Iterator[object]:
     fleet = converged
     run = fleet.play("provision", "--tags", "aws_monitoring", extra={"aws_monitoring_alarm_overrides": FAST})
     try:
         assert run.rc == 0, run.tail()
-        alarm = aws(fleet, "cloudwatch").describe_alarms(AlarmNames=[TARGET_5XX])["MetricAlarms"][0]
-        assert alarm["EvaluationPeriods"] == 3 and alarm["Threshold"] == 0.01, alarm
+        for alarm in aws(fleet, "cloudwatch").describe_alarms(AlarmNames=[TARGET_5XX, CANARY_5XX])["MetricAlarms"]:
+            assert alarm["EvaluationPeriods"] == 3 and alarm["Threshold"] == 0.01, alarm
         yield fleet
     finally:
         back = fleet.play("provision", "--tags", "aws_monitoring")
         assert back.rc == 0, back.tail()
         # Later files deploy too: the deploy alarms must be OK again when they start.
-        states = wait_ok(fleet, [TARGET_5XX, f"{PREFIX}-alb-5xx-share", f"{PREFIX}-target-response-time-p99"])
+        states = wait_ok(fleet, GATES)
         assert set(states.values()) == {"OK"}, states
 
 
@@ -81,8 +90,7 @@ def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_
     assert http(f"{lb}/orders/{order['id']}")[0] == 200
     # Every deploy alarm OK first (an earlier file's faults may have left one in ALARM, and the run would
     # rightly refuse to start).
-    gates = [TARGET_5XX, f"{PREFIX}-alb-5xx-share", f"{PREFIX}-target-response-time-p99"]
-    assert set(wait_ok(fleet, gates).values()) == {"OK"}
+    assert set(wait_ok(fleet, GATES).values()) == {"OK"}
     extra = {"app_version": new, "app_release_env": {"APP_FAULT_READ_ERROR_PERCENT": "10"},
              "rolling_bake_seconds": 120, "rolling_audit_dir": str(fleet.state_dir / "audit")}
     with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=900,
@@ -135,3 +143,137 @@ def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_
     assert last_bad - first_bad <= 120, (first_bad, last_bad)
     # Every host serves the release it served before the run.
     assert releases_served(fleet) == before
+
+
+def listener_weights(fleet) -> dict[str, int]:
+    """Target group name -> weight of the load balancer's HTTPS listener, as the ELBv2 API describes it."""
+    elb = aws(fleet, "elbv2")
+    lb = elb.describe_load_balancers(Names=[PREFIX])["LoadBalancers"][0]["LoadBalancerArn"]
+    names = {g["TargetGroupArn"]: g["TargetGroupName"]
+             for g in elb.describe_target_groups(LoadBalancerArn=lb)["TargetGroups"]}
+    for listener in elb.describe_listeners(LoadBalancerArn=lb)["Listeners"]:
+        action = listener["DefaultActions"][0]
+        if action["Type"] == "forward":
+            groups = (action.get("ForwardConfig", {}).get("TargetGroups")
+                      or [{"TargetGroupArn": action["TargetGroupArn"]}])
+            return {names[g["TargetGroupArn"]]: int(g.get("Weight", 1)) for g in groups}
+    raise AssertionError("no forwarding listener")
+
+
+def canary_targets(fleet) -> list[str]:
+    elb = aws(fleet, "elbv2")
+    arn = elb.describe_target_groups(Names=[f"{PREFIX}-canary"])["TargetGroups"][0]["TargetGroupArn"]
+    return [t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]]
+
+
+def canary_under_load(fleet, name: str, extra: dict) -> tuple[object, dict, float]:
+    """rolling_update.yml with rolling_strategy canary under 30 order reads/s; the report and timeline kept."""
+    lb = fleet.endpoints["lb_url"]
+    order = new_order(lb, customer="canary-test")
+    assert http(f"{lb}/orders/{order['id']}")[0] == 200
+    assert set(wait_ok(fleet, GATES).values()) == {"OK"}
+    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+    extra = {"rolling_strategy": "canary", "rolling_canary_weights": [5, 25, 100],
+             "rolling_audit_dir": str(fleet.state_dir / "audit"), **extra}
+    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=900,
+                 target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"],
+                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, alarm_names=[CANARY_5XX]) as load:
+        time.sleep(2)
+        started = time.monotonic()
+        result = fleet.play("rolling_update", extra=extra)
+        took = time.monotonic() - started
+        time.sleep(2)
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    load.write(REPORTS / f"{name}.json", REPORTS / f"{name}.png")
+    return result, load.report, took
+
+
+def served_share(report: dict, instance: str, release: str, since: float | None = None,
+                 until: float | None = None) -> tuple[float, float, float]:
+    """(first t, last t, share of the requests of those seconds that it answered) of an instance answering a
+    release: from its first such answer to its last, or from `since` to `until`."""
+    spans = [s for s in report["release_timeline"][instance] if s["release"] == release]
+    first = spans[0]["first_t"] if since is None else since
+    last = spans[-1]["last_t"] if until is None else until
+    seconds = report["series"][int(first):int(last)]
+    answered = sum(s["by_instance"].get(instance, 0) for s in seconds)
+    return first, last, answered / max(sum(s["ok"] + s["failed"] for s in seconds), 1)
+
+
+def test_a_weighted_canary_of_a_release_failing_a_tenth_of_reads_goes_back_on_its_alarm(fast_alarms):
+    fleet = fast_alarms
+    before = releases_served(fleet)
+    assert len(before) == 3, before
+    new = "9.0.0-alarmed"  # the release of the test above: 500 to a tenth of the order reads
+    result, report, took = canary_under_load(fleet, "canary-5xx-goes-back", {
+        "app_version": new, "app_release_env": {"APP_FAULT_READ_ERROR_PERCENT": "10"},
+        "rolling_canary_step_seconds": 120})
+
+    assert result.rc != 0, result.tail()
+    first, *others = statuses(result).items()
+    assert first[1] == "failed" and [s for _, s in others] == ["not updated"] * 2, statuses(result)
+    canary = first[0][first[0].index("i-"):]
+    old = before[canary]
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert f"alarm {CANARY_5XX} in ALARM at the canary step of 5 %" in failure, failure[-3000:]
+    assert f"Back on {old} and healthy in the target group." in failure, failure[-3000:]
+    # The listener back at 100 / 0 and the canary group empty; every host on the release it served.
+    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+    assert canary_targets(fleet) == []
+    assert releases_served(fleet) == before
+    # What the clients saw: every request answered; the only failures are the canary's 500s.
+    assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
+    others_failed = [f for f in report["failures"] if f"HTTP 500 from {canary}" not in f["detail"]]
+    assert report["status_codes"].get("500") == report["failed"] and not others_failed, \
+        (report["status_codes"], others_failed[:10])
+    for host, _ in others:
+        instance = host[host.index("i-"):]
+        assert set(report["answered_by"][instance]) == {before[instance]}, report["answered_by"]
+    # The canary took about its 5 % of the requests with the bad release (binomial bounds, ~1.5 req/s).
+    start, end, share = served_share(report, canary, new)
+    assert 0.01 <= share <= 0.12, (start, end, share)
+    fired = [t for t in report["alarm_transitions"][CANARY_5XX] if t["to"] == "ALARM"]
+    bad_seconds = [s["t"] for s in report["series"] if s["failed"]]
+    assert fired and bad_seconds, (report["alarm_transitions"], report["failed"])
+    first_bad, last_bad = bad_seconds[0], bad_seconds[-1] + 1
+    failed_share = report["failed"] / report["requests"]
+    figure(f"weighted canary at 5 %, 10 % of order reads failing on the new release: the canary served "
+           f"{share:.1%} of the requests for {end - start:.0f} s; {CANARY_5XX} in ALARM "
+           f"{fired[0]['t'] - first_bad:.0f} s "
+           f"after the first bad answer, the last bad answer {last_bad - fired[0]['t']:.0f} s after the alarm; "
+           f"{report['failed']} of {report['requests']} requests failed ({failed_share:.2%}), all the canary's 500s; "
+           f"the run took {took:.0f} s")
+    assert last_bad - first_bad <= 120, (first_bad, last_bad)
+    assert failed_share <= 0.01, failed_share
+
+
+def test_a_weighted_canary_of_a_healthy_release_steps_to_the_whole_fleet_with_no_failed_request(fast_alarms):
+    fleet = fast_alarms
+    before = releases_served(fleet)
+    assert len(before) == 3 and len(set(before.values())) == 1, before
+    new = "1.1.0"
+    result, report, took = canary_under_load(fleet, "canary-healthy-steps-through", {
+        "app_version": new, "rolling_canary_step_seconds": 20})
+
+    assert result.rc == 0, result.tail()
+    assert list(statuses(result).values()) == ["updated"] * 3, statuses(result)
+    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+    assert canary_targets(fleet) == []
+    assert set(releases_served(fleet).values()) == {new}
+    assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
+    assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
+    # The canary served the release first, alone, then the others after it.
+    canary = next(iter(statuses(result)))
+    canary = canary[canary.index("i-"):]
+    starts = {i: next(s["first_t"] for s in spans if s["release"] == new)
+              for i, spans in report["release_timeline"].items()}
+    assert min(starts, key=starts.get) == canary, starts
+    # The listener's steps as the clients saw them: about 5 % of the requests in the first step's 20 s, about
+    # 25 % in the second's (a margin of a few seconds at each edge for the task that moves the weight).
+    start = starts[canary]
+    _, _, five = served_share(report, canary, new, start, start + 18)
+    _, _, twenty_five = served_share(report, canary, new, start + 25, start + 39)
+    assert 0.01 <= five <= 0.12 and 0.15 <= twenty_five <= 0.37, (five, twenty_five)
+    figure(f"weighted canary of a healthy release, 5 % -> 25 % for 20 s each, then the rest in batches: 0 of "
+           f"{report['requests']} requests failed; the canary answered {five:.1%} of the requests at the 5 % step "
+           f"and {twenty_five:.1%} at the 25 % step; the run took {took:.0f} s")

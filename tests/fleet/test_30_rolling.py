@@ -3,8 +3,8 @@
 Each test runs a playbook while the load generator (ec2_fleet_dev.loadgen) sends 30 requests/s to the lab's load
 balancer's HTTPS listener (verified with the lab CA, keep-alive connections) and polls the target
 group's health; its JSON report and PNG timeline are kept in .cache/test-reports/rolling/. The tests
-build on each other (one lab, in file order): 1.0.0 -> 2.0.0 with a 30 s registration delay (as
-an ALB keeps a new target `initial`), a broken 3.0.0 stopped at the first host, a canary then rollback_all, a
+build on each other (one lab, in file order): 1.1.0 (test_28's healthy canary) -> 2.0.0 with a 30 s
+registration delay (as an ALB keeps a new target `initial`), a broken 3.0.0 stopped at the first host, a canary then rollback_all, a
 rollback to 1.0.0, the deploy lock, and last a host lost in the middle of an update.
 """
 
@@ -102,7 +102,7 @@ def test_rolling_update_one_host_at_a_time_drops_no_request(converged):
     knob = fleet.state_dir / "balancer.json"  # read by the lab's balancer on every registration
     knob.write_text(json.dumps({"registration_delay": delay}))
     try:
-        result, report = play_under_load(fleet, "1-update-1.0.0-to-2.0.0", "rolling_update", {"app_version": "2.0.0"})
+        result, report = play_under_load(fleet, "1-update-1.1.0-to-2.0.0", "rolling_update", {"app_version": "2.0.0"})
     finally:
         knob.unlink(missing_ok=True)
     assert result.rc == 0, result.tail()
@@ -123,7 +123,8 @@ def test_rolling_update_one_host_at_a_time_drops_no_request(converged):
     record_path = Path(re.search(r"record (\S+\.json)\)", result.output).group(1))
     record = json.loads(record_path.read_text())
     assert record["result"] == "succeeded" and record["version"] == "2.0.0" and record["who"]
-    assert {h["from"] for h in record["hosts"]} == {"1.0.0"} and {h["to"] for h in record["hosts"]} == {"2.0.0"}
+    # From the release test_28_alarms.py's healthy canary left on every host.
+    assert {h["from"] for h in record["hosts"]} == {"1.1.0"} and {h["to"] for h in record["hosts"]} == {"2.0.0"}
     assert all(h["timings"]["forward"]["total_s"] > 0 for h in record["hosts"])
     assert all(h["timings"]["forward"]["register_s"] >= delay for h in record["hosts"]), record["hosts"]
     verify = fleet.play("verify", extra={"app_version": "2.0.0"})
