@@ -167,7 +167,8 @@ def test_a_canary_on_a_target_group_no_listener_forwards_to_is_refused_before_th
         elb.delete_target_group(TargetGroupArn=loose)
     assert result.rc != 0
     messages = failure_messages(result.output)
-    assert len(messages) == 1 and f"no listener of {PREFIX} forwards to" in messages[0], messages or result.tail()
+    phrase = f"no listener of {PREFIX} forwards to {PREFIX}-loose"
+    assert len(messages) == 1 and phrase in messages[0], (messages, result.tail())
     assert "Take the deploy lock" not in result.output, result.tail()
     assert not client("ssm").get_parameters(Names=["/ec2-fleet/lab/deploy/lock"])["Parameters"]
     assert _weights(client) == {groups["main"]: 100, groups["canary"]: 0}

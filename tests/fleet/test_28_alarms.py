@@ -13,7 +13,8 @@ stops, that host goes back to the release it served and the others are never tou
 The weighted canary (rolling_strategy canary): the same release on one canary host in the canary target group,
 which the listener weights 5 % -> 25 % -> 100 %: the canary's 5xx share alarm fires at the 5 % step, the
 weight goes back to 0 and the canary back to its release (case 1); a healthy release steps through and the
-whole fleet ends on it with no failed request (case 4). The load's JSON reports and PNG timelines are kept in
+whole fleet ends on it with no failed request (case 4); a release whose order reads are 5 times slower is
+taken back by the canary's p99 latency alarm (case 3). The load's JSON reports and PNG timelines are kept in
 .cache/test-reports/rolling/.
 """
 
@@ -43,6 +44,9 @@ RATE = 30
 _SHARE_10S = {"threshold": 0.01, "period": 10, "evaluation_periods": 3, "datapoints_to_alarm": 2,
               "treat_missing_data": "notBreaching"}
 FAST = {"target_5xx_share": _SHARE_10S, "canary_target_5xx_share": _SHARE_10S}
+# The canary's p99 on 10 s periods above 100 ms, 2 of 3: the order reads' p99 is about 20 ms in the lab.
+SLOW_P99 = {"canary_target_response_time_p99": {"threshold": 0.1, "period": 10, "evaluation_periods": 3,
+                                                "datapoints_to_alarm": 2, "treat_missing_data": "notBreaching"}}
 
 
 def alarm_states(fleet, names: list[str]) -> dict[str, str]:
@@ -166,7 +170,7 @@ def canary_targets(fleet) -> list[str]:
     return [t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]]
 
 
-def canary_under_load(fleet, name: str, extra: dict) -> tuple[object, dict, float]:
+def canary_under_load(fleet, name: str, extra: dict, alarm: str = CANARY_5XX) -> tuple[object, dict, float]:
     """rolling_update.yml with rolling_strategy canary under 30 order reads/s; the report and timeline kept."""
     lb = fleet.endpoints["lb_url"]
     order = new_order(lb, customer="canary-test")
@@ -177,7 +181,7 @@ def canary_under_load(fleet, name: str, extra: dict) -> tuple[object, dict, floa
              "rolling_audit_dir": str(fleet.state_dir / "audit"), **extra}
     with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=900,
                  target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"],
-                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, alarm_names=[CANARY_5XX]) as load:
+                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, alarm_names=[alarm]) as load:
         time.sleep(2)
         started = time.monotonic()
         result = fleet.play("rolling_update", extra=extra)
@@ -277,3 +281,39 @@ def test_a_weighted_canary_of_a_healthy_release_steps_to_the_whole_fleet_with_no
     figure(f"weighted canary of a healthy release, 5 % -> 25 % for 20 s each, then the rest in batches: 0 of "
            f"{report['requests']} requests failed; the canary answered {five:.1%} of the requests at the 5 % step "
            f"and {twenty_five:.1%} at the 25 % step; the run took {took:.0f} s")
+
+
+def test_a_weighted_canary_of_a_release_five_times_slower_goes_back_on_the_latency_alarm(fast_alarms):
+    fleet = fast_alarms
+    tuned = fleet.play("provision", "--tags", "aws_monitoring",
+                       extra={"aws_monitoring_alarm_overrides": {**FAST, **SLOW_P99}})
+    assert tuned.rc == 0, tuned.tail()
+    before = releases_served(fleet)
+    assert len(before) == 3 and len(set(before.values())) == 1, before
+    old, new = next(iter(before.values())), "9.0.1-slow"
+    result, report, took = canary_under_load(fleet, "canary-p99-goes-back", {
+        "app_version": new, "app_release_env": {"APP_FAULT_READ_DELAY_MS": "120"},
+        "rolling_canary_step_seconds": 120}, alarm=CANARY_P99)
+
+    assert result.rc != 0, result.tail()
+    first, *others = statuses(result).items()
+    assert first[1] == "failed" and [s for _, s in others] == ["not updated"] * 2, statuses(result)
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert f"alarm {CANARY_P99} in ALARM at the canary step of 5 %" in failure, failure[-3000:]
+    assert f"Back on {old} and healthy in the target group." in failure, failure[-3000:]
+    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+    assert canary_targets(fleet) == []
+    assert releases_served(fleet) == before
+    # Slow, not failing: every request answered in time.
+    assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
+    assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
+    latency = report["latency_by_release"]
+    assert latency[new]["p99"] >= 5 * latency[old]["p99"], latency
+    fired = [t for t in report["alarm_transitions"][CANARY_P99] if t["to"] == "ALARM"]
+    canary = first[0][first[0].index("i-"):]
+    start, end, share = served_share(report, canary, new)
+    assert fired and start < fired[0]["t"] <= end + 5, (start, end, report["alarm_transitions"])
+    figure(f"weighted canary at 5 %, order reads 120 ms slower on the new release (p99 {latency[new]['p99']} ms "
+           f"against {latency[old]['p99']} ms): {CANARY_P99} in ALARM {fired[0]['t'] - start:.0f} s after the "
+           f"canary's first answer, its last answer {end - fired[0]['t']:.0f} s after the alarm; it served "
+           f"{share:.1%} of the requests; 0 of {report['requests']} requests failed; the run took {took:.0f} s")

@@ -4,8 +4,8 @@ Each test runs a playbook while the load generator (ec2_fleet_dev.loadgen) sends
 balancer's HTTPS listener (verified with the lab CA, keep-alive connections) and polls the target
 group's health; its JSON report and PNG timeline are kept in .cache/test-reports/rolling/. The tests
 build on each other (one lab, in file order): 1.1.0 (test_28's healthy canary) -> 2.0.0 with a 30 s
-registration delay (as an ALB keeps a new target `initial`), a broken 3.0.0 stopped at the first host, a canary then rollback_all, a
-rollback to 1.0.0, the deploy lock, and last a host lost in the middle of an update.
+registration delay (as an ALB keeps a new target `initial`), a broken 3.0.0 stopped at the first host, a
+canary then rollback_all, a rollback to 1.1.0, the deploy lock, and last a host lost in the middle of an update.
 """
 
 from __future__ import annotations
@@ -177,13 +177,16 @@ def test_rollback_all_takes_back_the_canary_when_the_second_batch_fails(converge
 
 def test_rollback_playbook_takes_the_fleet_back_to_a_named_release(converged):
     fleet = converged
-    result, report = play_under_load(fleet, "4-rollback-to-1.0.0", "rollback", {"rollback_to": "1.0.0"})
+    # 1.1.0, test_28's healthy canary: older than each host's previous release (3.0.0 or 2.0.0). 1.0.0, the
+    # first, is gone by now: each host keeps app_keep_releases (5) releases, and test_28 and this file
+    # installed six.
+    result, report = play_under_load(fleet, "4-rollback-to-1.1.0", "rollback", {"rollback_to": "1.1.0"})
     assert result.rc == 0, result.tail()
     assert list(statuses(result).values()) == ["updated"] * 3, statuses(result)
-    assert "Rollback 1.0.0 on 3 host(s): SUCCEEDED" in result.output
+    assert "Rollback 1.1.0 on 3 host(s): SUCCEEDED" in result.output
     assert_no_failed_requests(report)
     assert report["max_targets_out_of_service"] == 1
-    assert_fleet_on(fleet, "1.0.0")
+    assert_fleet_on(fleet, "1.1.0")
 
 
 def test_a_second_run_refuses_while_the_first_holds_the_lock(converged):

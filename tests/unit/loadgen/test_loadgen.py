@@ -737,3 +737,16 @@ def test_alarm_bands_are_white_before_the_first_sample_and_where_an_alarm_is_mis
         (2.0, 6.0, "OK"), (8.0, 4.0, "ALARM"), (12.0, 8.0, "OK")]
     late = segments["late"]
     assert [(st, round(s, 3)) for s, _w, st in late] == [(None, 0.0), ("OK", 5.0)]
+
+
+def test_latency_by_release_sets_a_slow_release_beside_the_one_it_replaces() -> None:
+    results = ([Result(i, i * 0.1, 0.010 + i / 10000, None, 200, "i-aaaa", "1.0.0") for i in range(100)]
+               + [Result(100 + i, i * 0.1, 0.120 + i / 1000, None, 200, "i-bbbb", "1.1.0") for i in range(20)]
+               + [Result(200, 1.0, 2.0, "http_5xx", 500, "i-bbbb", "1.1.0")])
+    run = {"target": "http://127.0.0.1:1/orders/1", "rate": 2.0, "started_at": "2026-12-05T00:00:00+00:00",
+           "stopped_by": "max_seconds", "bounds": {}, "tls_ca_file": None, "keep_alive": False,
+           "stale_connection_retries": 0, "expect": "status", "command": None}
+    by_release = build_report(run, results, 121, [], 10.0)["latency_by_release"]
+    # Nearest rank over the ok answers only (the 2 s failure is not a latency of the release).
+    assert by_release == {"1.0.0": {"count": 100, "p50": 14.9, "p99": 19.8, "max": 19.9},
+                          "1.1.0": {"count": 20, "p50": 129.0, "p99": 139.0, "max": 139.0}}

@@ -23,7 +23,8 @@ COMMAND exited 0), --fail-on-errors exits 1 if any request failed or was not sen
 report (JSON): target, rate, started_at, duration_s, planned, sent, unsent (due while every worker
 was busy: never sent), requests (answered or failed), ok, failed, unfinished, failures_by_kind
 (connect_refused, connection_reset, timeout, http_5xx, http_4xx, bad_body, other), latency_ms
-{p50,p95,p99,max} of ok requests, series (per second of sending: sent, ok, failed, unsent, p50_ms,
+{p50,p95,p99,max} of ok requests, latency_by_release {release: {count,p50,p99,max}},
+series (per second of sending: sent, ok, failed, unsent, p50_ms,
 p99_ms, by_release, by_instance), answered_by {instance: {release: n}}, release_timeline {instance:
 [{release, first_t, last_t, count}]}, the first 50 failures, command {argv, rc, started_t, ended_t},
 and with --target-group-arn: target_health [{t, states, out_of_service}], max_targets_out_of_service,

@@ -107,6 +107,7 @@ def build_report(
             "p99": _ms(percentile(latencies, 99)),
             "max": _ms(latencies[-1] if latencies else None),
         },
+        "latency_by_release": _latency_by_release(ok),
         "series": _series(results, unsent, duration),
         "answered_by": {i: dict(sorted(c.items())) for i, c in sorted(answered_by.items())},
         "release_timeline": dict(sorted(timeline.items())),
@@ -119,6 +120,20 @@ def build_report(
     if health is not None:
         report.update(health)
     return report
+
+
+def _latency_by_release(ok: list[Result]) -> dict[str, dict[str, Any]]:
+    """release -> {count, p50, p99, max} of its ok answers in ms (a slow release next to the one it replaces)."""
+    by_release: dict[str, list[float]] = defaultdict(list)
+    for r in ok:
+        if r.release:
+            by_release[r.release].append(r.latency_s)
+    out = {}
+    for release, latencies in sorted(by_release.items()):
+        latencies.sort()
+        out[release] = {"count": len(latencies), "p50": _ms(percentile(latencies, 50)),
+                        "p99": _ms(percentile(latencies, 99)), "max": _ms(latencies[-1])}
+    return out
 
 
 def _series(results: list[Result], unsent: list[float], duration: float) -> list[dict[str, Any]]:
