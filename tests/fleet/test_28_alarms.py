@@ -164,10 +164,13 @@ def listener_weights(fleet) -> dict[str, int]:
     raise AssertionError("no forwarding listener")
 
 
+def canary_group_arn(fleet) -> str:
+    return aws(fleet, "elbv2").describe_target_groups(Names=[f"{PREFIX}-canary"])["TargetGroups"][0]["TargetGroupArn"]
+
+
 def canary_targets(fleet) -> list[str]:
-    elb = aws(fleet, "elbv2")
-    arn = elb.describe_target_groups(Names=[f"{PREFIX}-canary"])["TargetGroups"][0]["TargetGroupArn"]
-    return [t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]]
+    health = aws(fleet, "elbv2").describe_target_health(TargetGroupArn=canary_group_arn(fleet))
+    return [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]]
 
 
 def canary_under_load(fleet, name: str, extra: dict, alarm: str = CANARY_5XX) -> tuple[object, dict, float]:
@@ -181,7 +184,8 @@ def canary_under_load(fleet, name: str, extra: dict, alarm: str = CANARY_5XX) ->
              "rolling_audit_dir": str(fleet.state_dir / "audit"), **extra}
     with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=900,
                  target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"],
-                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, alarm_names=[alarm]) as load:
+                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, alarm_names=[alarm],
+                 canary_target_group_arn=canary_group_arn(fleet)) as load:
         time.sleep(2)
         started = time.monotonic()
         result = fleet.play("rolling_update", extra=extra)

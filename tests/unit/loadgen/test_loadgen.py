@@ -28,7 +28,7 @@ import boto3
 import pytest
 
 from ec2_fleet_dev import loadgen
-from ec2_fleet_dev.loadgen.plot import alarm_segments
+from ec2_fleet_dev.loadgen.plot import alarm_segments, canary_group_share, release_shares
 from ec2_fleet_dev.loadgen.plot import plot as draw
 from ec2_fleet_dev.loadgen.poller import alarm_report
 from ec2_fleet_dev.loadgen.report import Result, build_report
@@ -750,3 +750,42 @@ def test_latency_by_release_sets_a_slow_release_beside_the_one_it_replaces() -> 
     # Nearest rank over the ok answers only (the 2 s failure is not a latency of the release).
     assert by_release == {"1.0.0": {"count": 100, "p50": 14.9, "p99": 19.8, "max": 19.9},
                           "1.1.0": {"count": 20, "p50": 129.0, "p99": 139.0, "max": 139.0}}
+
+
+def canary_report() -> dict[str, Any]:
+    """20 s at 10 answers/s: i-main always on 1.0.0 in the main group; i-canary on 2.0.0 in the canary group
+    from 5 s (1 answer in 10 from 5 s, 3 in 10 from 10 s), back in the main group from 15 s."""
+    results, seq = [], 0
+    for second in range(20):
+        canary_n = 0 if second < 5 else 1 if second < 10 else 3 if second < 15 else 5
+        for k in range(10):
+            instance, release = ("i-canary", "2.0.0") if k < canary_n else ("i-main", "1.0.0")
+            results.append(Result(seq, second + k / 10, 0.01, None, 200, instance, release))
+            seq += 1
+    run = {"target": "http://127.0.0.1:1/orders/1", "rate": 10.0, "started_at": "2026-12-05T00:00:00+00:00",
+           "stopped_by": "max_seconds", "bounds": {}, "tls_ca_file": None, "keep_alive": False,
+           "stale_connection_retries": 0, "expect": "status", "command": None}
+    main = [{"t": float(t), "states": {"i-main": "healthy", **({"i-canary": "healthy"} if t >= 15 else {})}}
+            for t in range(20)]
+    canary = [{"t": float(t), "states": {"i-canary": "healthy"} if 4 <= t < 16 else {}} for t in range(20)]
+    extra = {"target_health": main, "max_targets_out_of_service": 0, "poll_interval_s": 1.0,
+             "canary_target_health": canary}
+    return build_report(run, results, len(results), [], 20.0, extra)
+
+
+def test_the_canary_groups_share_follows_the_weights_and_stops_when_it_joins_the_main_group() -> None:
+    report = canary_report()
+    share = canary_group_share(report)
+    assert share is not None and share[:5] == [0.0] * 5
+    assert share[5:10] == [10.0] * 5 and share[10:15] == [30.0] * 5
+    # From 15 s it is healthy in the main group too: its answers count for the main one.
+    assert share[15:] == [0.0] * 5
+    assert release_shares(report)["2.0.0"][15:] == [50.0] * 5
+    assert canary_group_share({**report, "canary_target_health": None}) is None
+
+
+def test_plot_draws_the_share_panel_with_two_releases_or_a_canary_group(tmp_path: Path) -> None:
+    drawn = draw(canary_report(), tmp_path / "canary.png")
+    assert "share of answers (%)" in drawn["panels"] and len(drawn["panels"]) == 4
+    assert (tmp_path / "canary.png").stat().st_size > 10_000
+    assert "share of answers (%)" not in draw(synthetic_report([]), tmp_path / "one.png")["panels"]

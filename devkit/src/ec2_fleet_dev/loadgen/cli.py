@@ -28,7 +28,8 @@ series (per second of sending: sent, ok, failed, unsent, p50_ms,
 p99_ms, by_release, by_instance), answered_by {instance: {release: n}}, release_timeline {instance:
 [{release, first_t, last_t, count}]}, the first 50 failures, command {argv, rc, started_t, ended_t},
 and with --target-group-arn: target_health [{t, states, out_of_service}], max_targets_out_of_service,
-target_health_errors; with --alarm: alarm_states [{t, states {alarm: StateValue}}], alarm_transitions
+target_health_errors; with --canary-target-group-arn: canary_target_health [{t, states}]; with
+--alarm: alarm_states [{t, states {alarm: StateValue}}], alarm_transitions
 {alarm: [{t, from, to, reason}]} (reason: the StateReason, at most 300 characters), alarm_errors.
 Times t are seconds since the load started.
 
@@ -74,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 when any request failed or was not sent (see below)")
     aws = parser.add_argument_group("target health and alarms (optional)")
     aws.add_argument("--target-group-arn", help="poll elbv2 describe_target_health of this target group")
+    aws.add_argument("--canary-target-group-arn",
+                     help="also poll this (a weighted canary's) target group: its state per instance and its share")
     aws.add_argument("--alarm", action="append", default=[], metavar="NAME", dest="alarms",
                      help="poll this CloudWatch alarm's state (repeatable, at most 10)")
     aws.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls (default 1)")
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             ca_file=args.ca_file,
             keep_alive=args.keep_alive,
             alarm_names=args.alarms,
+            canary_target_group_arn=args.canary_target_group_arn,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -137,6 +137,7 @@ class LoadGen:
         ca_file: str | Path | None = None,
         keep_alive: bool = False,
         alarm_names: list[str] | tuple[str, ...] | None = None,
+        canary_target_group_arn: str | None = None,
     ) -> None:
         self._parts = check_url(url)
         if not 0 < rate <= MAX_RATE:
@@ -171,6 +172,9 @@ class LoadGen:
         self.rate = float(rate)
         self.timeout = float(timeout)
         self.target_group_arn = target_group_arn
+        # A weighted canary's second target group: polled beside the first, drawn as each instance's canary
+        # state and as the canary group's share of the answers.
+        self.canary_target_group_arn = canary_target_group_arn
         self.alarm_names = alarm_names
         self.aws_url = aws_url or os.environ.get("AWS_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -207,6 +211,7 @@ class LoadGen:
         self._dispatcher: threading.Thread | None = None
         self._poller: TargetPoller | None = None
         self._alarm_poller: AlarmPoller | None = None
+        self._canary_poller: TargetPoller | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -232,6 +237,10 @@ class LoadGen:
             self._poller = TargetPoller(self.target_group_arn, self.aws_url, self.region, self.poll_interval,
                                         self._t0, self._stop)
             self._poller.start()
+        if self.canary_target_group_arn:
+            self._canary_poller = TargetPoller(self.canary_target_group_arn, self.aws_url, self.region,
+                                               self.poll_interval, self._t0, self._stop)
+            self._canary_poller.start()
         if self.alarm_names:
             self._alarm_poller = AlarmPoller(self.alarm_names, self.aws_url, self.region, self.poll_interval,
                                              self._t0, self._stop)
@@ -287,6 +296,8 @@ class LoadGen:
             self._poller.join(timeout=max(1.0, deadline - time.monotonic()))
         if self._alarm_poller is not None:
             self._alarm_poller.join(timeout=max(1.0, deadline - time.monotonic()))
+        if self._canary_poller is not None:
+            self._canary_poller.join(timeout=max(1.0, deadline - time.monotonic()))
         self.report = self._build_report()
         return self.report
 
@@ -500,6 +511,14 @@ class LoadGen:
                 "target_health_errors": self._poller.errors(),
                 "target_health_error_count": self._poller.error_count,
             }
+        if self._canary_poller is not None:
+            health = dict(health or {})
+            health.update({
+                "canary_target_group_arn": self.canary_target_group_arn,
+                "canary_target_health": self._canary_poller.samples(),
+                "canary_target_health_error_count": self._canary_poller.error_count,
+            })
+            health.setdefault("poll_interval_s", self.poll_interval)
         if self._alarm_poller is not None:
             alarm_states, transitions = alarm_report(self._alarm_poller.samples(), self.alarm_names)
             health = dict(health or {})

@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+CANARY_COLOUR = "#ffb300"
 RELEASE_COLOURS = ("#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#aec7e8")
 LB_STYLES: dict[str, dict[str, Any]] = {
     "healthy": {"facecolor": "#66bb6a", "hatch": None},
@@ -57,9 +58,58 @@ def alarm_segments(report: dict[str, Any]) -> dict[str, list[tuple[float, float,
     return segments
 
 
-def _lb_segments(report: dict[str, Any]) -> dict[str, list[tuple[float, float, str]]]:
+def release_shares(report: dict[str, Any]) -> dict[str, list[float]]:
+    """release -> its share (%) of each second's answered requests (ok and failed), releases in the order they
+    first answered; {} when fewer than two releases answered (nothing to compare)."""
+    releases: list[str] = []
+    for spans in report.get("release_timeline", {}).values():
+        for span in spans:
+            if span["release"] not in releases:
+                releases.append(span["release"])
+    if len(releases) < 2:
+        return {}
+    releases.sort(key=lambda rel: min(span["first_t"] for spans in report["release_timeline"].values()
+                                      for span in spans if span["release"] == rel))
+    shares: dict[str, list[float]] = {rel: [] for rel in releases}
+    for second in report["series"]:
+        answered = second["ok"] + second["failed"]
+        for rel in releases:
+            shares[rel].append(100.0 * second["by_release"].get(rel, 0) / answered if answered else math.nan)
+    return shares
+
+
+def _state_at(samples: list[dict[str, Any]], t: float) -> dict[str, str]:
+    """The target states of the last sample at or before t ({} before the first)."""
+    states: dict[str, str] = {}
+    for sample in samples:
+        if sample["t"] > t:
+            break
+        states = sample["states"]
+    return states
+
+
+def canary_group_share(report: dict[str, Any]) -> list[float] | None:
+    """Per second, the share (%) of the answered requests that came from the canary target group: answers of
+    instances `healthy` or `draining` in it at that second and not `healthy` in the main group (an instance in
+    both, while it moves, counts for the main one). None when the canary group was not polled."""
+    canary = report.get("canary_target_health")
+    if canary is None:
+        return None
+    main = report.get("target_health") or []
+    shares = []
+    for second in report["series"]:
+        answered = second["ok"] + second["failed"]
+        in_canary = _state_at(canary, second["t"] + 0.5)
+        in_main = _state_at(main, second["t"] + 0.5)
+        ours = sum(n for instance, n in second["by_instance"].items()
+                   if in_canary.get(instance) in ("healthy", "draining") and in_main.get(instance) != "healthy")
+        shares.append(100.0 * ours / answered if answered else math.nan)
+    return shares
+
+
+def _lb_segments(report: dict[str, Any], key: str = "target_health") -> dict[str, list[tuple[float, float, str]]]:
     """(start, width, state) per target, each sample's state lasting until the next sample."""
-    samples = report.get("target_health") or []
+    samples = report.get(key) or []
     end = max(report["duration_s"], samples[-1]["t"] if samples else 0.0)
     segments: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     seen: set[str] = set()
@@ -102,19 +152,27 @@ def plot(report: dict[str, Any], path: str | Path) -> dict[str, list[str]]:
     lanes = sorted(set(timeline) | set(lb))
     end = max(report["duration_s"], 1.0)
     alarms = alarm_segments(report)
+    shares = release_shares(report)
+    canary_share = canary_group_share(report)
+    canary_lb = _lb_segments(report, "canary_target_health") if canary_share is not None else {}
+    lanes = sorted(set(lanes) | set(canary_lb))
+    with_shares = bool(shares) or canary_share is not None
 
-    ratios = [3, 2, max(1.6, 0.75 * max(len(lanes), 1))]
+    ratios = [3, 2] + ([1.6] if with_shares else []) + [max(1.6, 0.75 * max(len(lanes), 1))]
     if alarms:
         ratios.append(max(1.0, 0.45 * len(alarms)))
     fig, axes = plt.subplots(
         len(ratios),
         1,
         sharex=True,
-        figsize=(14, 7.5 + 0.55 * max(len(lanes), 1) + (0.8 + 0.35 * len(alarms) if alarms else 0)),
+        figsize=(14, 7.5 + 0.55 * max(len(lanes), 1) + (0.8 + 0.35 * len(alarms) if alarms else 0)
+                 + (1.6 if with_shares else 0)),
         gridspec_kw={"height_ratios": ratios},
     )
-    ax_rate, ax_lat, ax_lanes = axes[:3]
-    ax_alarms = axes[3] if alarms else None
+    ax_rate, ax_lat = axes[:2]
+    ax_share = axes[2] if with_shares else None
+    ax_lanes = axes[3] if with_shares else axes[2]
+    ax_alarms = axes[-1] if alarms else None
     lat = report["latency_ms"]
     p99 = f"{lat['p99']} ms" if lat["p99"] is not None else "n/a"
     not_sent = f", {report['unsent']} NOT SENT" if report.get("unsent") else ""
@@ -174,6 +232,21 @@ def plot(report: dict[str, Any], path: str | Path) -> dict[str, list[str]]:
     ax_lat.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=9, frameon=False)
     ax_lat.grid(alpha=0.3)
 
+    # Share of the answers: by release (stacked), and the canary target group's when it was polled.
+    if ax_share is not None:
+        share_colour = {rel: RELEASE_COLOURS[i % len(RELEASE_COLOURS)] for i, rel in enumerate(shares)}
+        if shares:
+            ax_share.stackplot(mids, *[[0.0 if math.isnan(v) else v for v in shares[rel]] for rel in shares],
+                               colors=[share_colour[rel] for rel in shares], alpha=0.55, step="mid",
+                               labels=[f"release {rel}" for rel in shares])
+        if canary_share is not None:
+            ax_share.plot(mids, canary_share, color="#212121", linestyle="--", linewidth=1.2,
+                          label="canary target group")
+        ax_share.set_ylim(0, 100)
+        ax_share.set_ylabel("share of answers (%)")
+        ax_share.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+        ax_share.grid(axis="y", alpha=0.3)
+
     # One lane per instance: release (lower bar) and load-balancer state (upper bar).
     releases: list[str] = []
     for instance in lanes:
@@ -210,6 +283,12 @@ def plot(report: dict[str, Any], path: str | Path) -> dict[str, list[str]]:
             )
             if state not in states_seen:
                 states_seen.append(state)
+        # In the canary target group: a thin strip over the main group's state.
+        for start, width, state in canary_lb.get(instance, []):
+            if state in ("absent", "unused"):
+                continue
+            ax_lanes.broken_barh([(start, width)], (lane + 0.92, 0.07), facecolors=CANARY_COLOUR,
+                                 hatch=None if state == "healthy" else "///", edgecolor="#616161", linewidth=0.3)
     ax_lanes.set_ylim(-0.05, max(len(lanes), 1) + 0.05)
     ax_lanes.set_yticks([lane + 0.5 for lane in range(len(lanes))], lanes, fontsize=9)
     ax_lanes.set_title(
@@ -232,6 +311,8 @@ def plot(report: dict[str, Any], path: str | Path) -> dict[str, list[str]]:
         for s in states_seen
         if s in LB_STYLES
     ]
+    if canary_lb:
+        handles.append(Patch(facecolor=CANARY_COLOUR, edgecolor="#616161", label="in canary group (thin strip)"))
     if handles:
         ax_lanes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
     ax_lanes.set_xlim(0, end)
