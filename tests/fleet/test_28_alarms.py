@@ -255,6 +255,22 @@ def test_a_weighted_canary_of_a_release_failing_a_tenth_of_reads_goes_back_on_it
     assert failed_share <= 0.01, failed_share
 
 
+def test_a_weighted_canary_in_check_mode_says_what_it_would_do_and_changes_nothing(fast_alarms):
+    fleet = fast_alarms
+    before = releases_served(fleet)
+    dry = fleet.play("rolling_update", "--check", "--diff", extra={
+        "app_version": "1.1.0", "rolling_strategy": "canary", "rolling_canary_step_seconds": 20,
+        "rolling_audit_dir": str(fleet.state_dir / "audit")})
+    assert dry.rc == 0, dry.tail()
+    # Each step's weights as they would be, and nothing moved: listener, canary group, releases, lock.
+    assert "Send the step's share of the requests to the canary, percent 5" in dry.output, dry.tail()
+    assert "Send the step's share of the requests to the canary, percent 25" in dry.output, dry.tail()
+    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+    assert canary_targets(fleet) == []
+    assert releases_served(fleet) == before
+    assert not aws(fleet, "ssm").get_parameters(Names=["/ec2-fleet/lab/deploy/lock"])["Parameters"]
+
+
 def test_a_weighted_canary_of_a_healthy_release_steps_to_the_whole_fleet_with_no_failed_request(fast_alarms):
     fleet = fast_alarms
     before = releases_served(fleet)
