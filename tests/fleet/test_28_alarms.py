@@ -208,6 +208,23 @@ def served_share(report: dict, instance: str, release: str, since: float | None 
     return first, last, answered / max(sum(s["ok"] + s["failed"] for s in seconds), 1)
 
 
+def assert_canary_went_back(fleet, result, before: dict[str, str], alarm: str) -> tuple[str, list[str]]:
+    """The run stopped on `alarm` at the 5 % step and took the canary back: the canary (the first host) failed
+    and serves its release again in the main group, the others were never touched, the listener is at 100 / 0
+    and the canary group empty. Returns the canary's instance id and the others'."""
+    assert result.rc != 0, result.tail()
+    (first, status), *others = statuses(result).items()
+    assert status == "failed" and [s for _, s in others] == ["not updated"] * 2, statuses(result)
+    canary = first[first.index("i-"):]
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert f"alarm {alarm} in ALARM at the canary step of 5 %" in failure, failure[-3000:]
+    assert f"Back on {before[canary]} and healthy in the target group." in failure, failure[-3000:]
+    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+    assert canary_targets(fleet) == []
+    assert releases_served(fleet) == before
+    return canary, [host[host.index("i-"):] for host, _ in others]
+
+
 def test_a_weighted_canary_of_a_release_failing_a_tenth_of_reads_goes_back_on_its_alarm(fast_alarms):
     fleet = fast_alarms
     before = releases_served(fleet)
@@ -217,25 +234,13 @@ def test_a_weighted_canary_of_a_release_failing_a_tenth_of_reads_goes_back_on_it
         "app_version": new, "app_release_env": {"APP_FAULT_READ_ERROR_PERCENT": "10"},
         "rolling_canary_step_seconds": 120})
 
-    assert result.rc != 0, result.tail()
-    first, *others = statuses(result).items()
-    assert first[1] == "failed" and [s for _, s in others] == ["not updated"] * 2, statuses(result)
-    canary = first[0][first[0].index("i-"):]
-    old = before[canary]
-    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
-    assert f"alarm {CANARY_5XX} in ALARM at the canary step of 5 %" in failure, failure[-3000:]
-    assert f"Back on {old} and healthy in the target group." in failure, failure[-3000:]
-    # The listener back at 100 / 0 and the canary group empty; every host on the release it served.
-    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
-    assert canary_targets(fleet) == []
-    assert releases_served(fleet) == before
+    canary, others = assert_canary_went_back(fleet, result, before, CANARY_5XX)
     # What the clients saw: every request answered; the only failures are the canary's 500s.
     assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
     others_failed = [f for f in report["failures"] if f"HTTP 500 from {canary}" not in f["detail"]]
     assert report["status_codes"].get("500") == report["failed"] and not others_failed, \
         (report["status_codes"], others_failed[:10])
-    for host, _ in others:
-        instance = host[host.index("i-"):]
+    for instance in others:
         assert set(report["answered_by"][instance]) == {before[instance]}, report["answered_by"]
     # The canary took about its 5 % of the requests with the bad release (binomial bounds, ~1.5 req/s).
     start, end, share = served_share(report, canary, new)
@@ -315,22 +320,13 @@ def test_a_weighted_canary_of_a_release_five_times_slower_goes_back_on_the_laten
         "app_version": new, "app_release_env": {"APP_FAULT_READ_DELAY_MS": "120"},
         "rolling_canary_step_seconds": 120}, alarm=CANARY_P99)
 
-    assert result.rc != 0, result.tail()
-    first, *others = statuses(result).items()
-    assert first[1] == "failed" and [s for _, s in others] == ["not updated"] * 2, statuses(result)
-    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
-    assert f"alarm {CANARY_P99} in ALARM at the canary step of 5 %" in failure, failure[-3000:]
-    assert f"Back on {old} and healthy in the target group." in failure, failure[-3000:]
-    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
-    assert canary_targets(fleet) == []
-    assert releases_served(fleet) == before
+    canary, _ = assert_canary_went_back(fleet, result, before, CANARY_P99)
     # Slow, not failing: every request answered in time.
     assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
     assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
     latency = report["latency_by_release"]
     assert latency[new]["p99"] >= 5 * latency[old]["p99"], latency
     fired = [t for t in report["alarm_transitions"][CANARY_P99] if t["to"] == "ALARM"]
-    canary = first[0][first[0].index("i-"):]
     start, end, share = served_share(report, canary, new)
     assert fired and start < fired[0]["t"] <= end + 5, (start, end, report["alarm_transitions"])
     figure(f"weighted canary at 5 %, order reads 120 ms slower on the new release (p99 {latency[new]['p99']} ms "
