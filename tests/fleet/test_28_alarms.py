@@ -83,31 +83,15 @@ def fast_alarms(converged) -> Iterator[object]:
 
 def test_a_release_failing_a_tenth_of_reads_is_stopped_by_the_5xx_alarm_and_its_host_goes_back(fast_alarms):
     fleet = fast_alarms
-    lb = fleet.endpoints["lb_url"]
     # The fleet as the files before left it: three hosts on one release, before test_30 (whose last test
     # leaves 2 live hosts: the CI run of dae2db0 failed this test there, the one host left in service
     # carrying the whole load while the canary was out).
     before = releases_served(fleet)
     assert before, "no host answers through the load balancer"
     new = "9.0.0-alarmed"
-    order = new_order(lb, customer="alarm-test")
-    assert http(f"{lb}/orders/{order['id']}")[0] == 200
-    # Every deploy alarm OK first (an earlier file's faults may have left one in ALARM, and the run would
-    # rightly refuse to start).
-    assert set(wait_ok(fleet, GATES).values()) == {"OK"}
-    extra = {"app_version": new, "app_release_env": {"APP_FAULT_READ_ERROR_PERCENT": "10"},
-             "rolling_bake_seconds": 120, "rolling_audit_dir": str(fleet.state_dir / "audit")}
-    with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=900,
-                 target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"],
-                 ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, alarm_names=[TARGET_5XX]) as load:
-        time.sleep(2)
-        started = time.monotonic()
-        result = fleet.play("rolling_update", extra=extra)
-        took = time.monotonic() - started
-        time.sleep(2)
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    load.write(REPORTS / "alarm-5xx-stops.json", REPORTS / "alarm-5xx-stops.png")
-    report = load.report
+    result, report, took = rolling_under_load(fleet, "alarm-5xx-stops", {
+        "app_version": new, "app_release_env": {"APP_FAULT_READ_ERROR_PERCENT": "10"}, "rolling_bake_seconds": 120},
+        TARGET_5XX, canary=False)
 
     assert result.rc != 0, result.tail()
     first, *others = statuses(result).items()
@@ -173,19 +157,24 @@ def canary_targets(fleet) -> list[str]:
     return [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]]
 
 
-def canary_under_load(fleet, name: str, extra: dict, alarm: str = CANARY_5XX) -> tuple[object, dict, float]:
-    """rolling_update.yml with rolling_strategy canary under 30 order reads/s; the report and timeline kept."""
+def rolling_under_load(fleet, name: str, extra: dict, alarm: str = CANARY_5XX,
+                       canary: bool = True) -> tuple[object, dict, float]:
+    """rolling_update.yml (with rolling_strategy canary unless canary=False) under 30 order reads/s, the alarm
+    polled beside the load (and the canary target group); the report and timeline kept under REPORTS/name.*."""
     lb = fleet.endpoints["lb_url"]
-    order = new_order(lb, customer="canary-test")
+    order = new_order(lb, customer="canary-test" if canary else "alarm-test")
     assert http(f"{lb}/orders/{order['id']}")[0] == 200
+    # Every deploy alarm OK first (an earlier test's faults may have left one in ALARM, and the run would
+    # rightly refuse to start).
     assert set(wait_ok(fleet, GATES).values()) == {"OK"}
-    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
-    extra = {"rolling_strategy": "canary", "rolling_canary_weights": [5, 25, 100],
-             "rolling_audit_dir": str(fleet.state_dir / "audit"), **extra}
+    extra = {"rolling_audit_dir": str(fleet.state_dir / "audit"), **extra}
+    if canary:
+        assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+        extra = {"rolling_strategy": "canary", "rolling_canary_weights": [5, 25, 100], **extra}
     with LoadGen(f"{lb}/orders/{order['id']}", rate=RATE, timeout=5, max_seconds=900,
                  target_group_arn=target_group_arn(fleet), aws_url=fleet.env["AWS_URL"],
                  ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, alarm_names=[alarm],
-                 canary_target_group_arn=canary_group_arn(fleet)) as load:
+                 canary_target_group_arn=canary_group_arn(fleet) if canary else None) as load:
         time.sleep(2)
         started = time.monotonic()
         result = fleet.play("rolling_update", extra=extra)
@@ -230,7 +219,7 @@ def test_a_weighted_canary_of_a_release_failing_a_tenth_of_reads_goes_back_on_it
     before = releases_served(fleet)
     assert len(before) == 3, before
     new = "9.0.0-alarmed"  # the release of the test above: 500 to a tenth of the order reads
-    result, report, took = canary_under_load(fleet, "canary-5xx-goes-back", {
+    result, report, took = rolling_under_load(fleet, "canary-5xx-goes-back", {
         "app_version": new, "app_release_env": {"APP_FAULT_READ_ERROR_PERCENT": "10"},
         "rolling_canary_step_seconds": 120})
 
@@ -281,7 +270,7 @@ def test_a_weighted_canary_of_a_healthy_release_steps_to_the_whole_fleet_with_no
     before = releases_served(fleet)
     assert len(before) == 3 and len(set(before.values())) == 1, before
     new = "1.1.0"
-    result, report, took = canary_under_load(fleet, "canary-healthy-steps-through", {
+    result, report, took = rolling_under_load(fleet, "canary-healthy-steps-through", {
         "app_version": new, "rolling_canary_step_seconds": 20})
 
     assert result.rc == 0, result.tail()
@@ -316,7 +305,7 @@ def test_a_weighted_canary_of_a_release_five_times_slower_goes_back_on_the_laten
     before = releases_served(fleet)
     assert len(before) == 3 and len(set(before.values())) == 1, before
     old, new = next(iter(before.values())), "9.0.1-slow"
-    result, report, took = canary_under_load(fleet, "canary-p99-goes-back", {
+    result, report, took = rolling_under_load(fleet, "canary-p99-goes-back", {
         "app_version": new, "app_release_env": {"APP_FAULT_READ_DELAY_MS": "120"},
         "rolling_canary_step_seconds": 120}, alarm=CANARY_P99)
 
