@@ -49,7 +49,10 @@ TIMEOUT = 10
 _SHARE_10S = {"threshold": 0.01, "period": 10, "evaluation_periods": 3, "datapoints_to_alarm": 2,
               "treat_missing_data": "notBreaching"}
 FAST = {"target_5xx_share": _SHARE_10S, "canary_target_5xx_share": _SHARE_10S}
-# The canary's p99 on 10 s periods above 100 ms, 2 of 3: the order reads' p99 is about 20 ms in the lab.
+# The canary's p99 on 10 s periods above 100 ms, 2 of 3: the order reads' p99 is about 25 ms in a quiet lab, and
+# 53 ms in CI (ed7bc8c), the cores shared with the rest of `make test`. The slow release's reads wait 400 ms: 5
+# times the old p99 even in CI (with 120 ms, CI measured 210 ms against 53 ms, only 4 times).
+SLOW_READ_MS = 400
 SLOW_P99 = {"canary_target_response_time_p99": {"threshold": 0.1, "period": 10, "evaluation_periods": 3,
                                                 "datapoints_to_alarm": 2, "treat_missing_data": "notBreaching"}}
 
@@ -311,7 +314,7 @@ def test_a_weighted_canary_of_a_release_five_times_slower_goes_back_on_the_laten
     assert len(before) == 3 and len(set(before.values())) == 1, before
     old, new = next(iter(before.values())), "9.0.1-slow"
     result, report, took = rolling_under_load(fleet, "canary-p99-goes-back", {
-        "app_version": new, "app_release_env": {"APP_FAULT_READ_DELAY_MS": "120"},
+        "app_version": new, "app_release_env": {"APP_FAULT_READ_DELAY_MS": str(SLOW_READ_MS)},
         "rolling_canary_step_seconds": 120}, alarm=CANARY_P99)
 
     canary, _ = assert_canary_went_back(fleet, result, before, CANARY_P99)
@@ -323,7 +326,7 @@ def test_a_weighted_canary_of_a_release_five_times_slower_goes_back_on_the_laten
     fired = [t for t in report["alarm_transitions"][CANARY_P99] if t["to"] == "ALARM"]
     start, end, share = served_share(report, canary, new)
     assert fired and start < fired[0]["t"] <= end + 5, (start, end, report["alarm_transitions"])
-    figure(f"weighted canary at 5 %, order reads 120 ms slower on the new release (p99 {latency[new]['p99']} ms "
-           f"against {latency[old]['p99']} ms): {CANARY_P99} in ALARM {fired[0]['t'] - start:.0f} s after the "
+    figure(f"weighted canary at 5 %, order reads {SLOW_READ_MS} ms slower on the new release "
+           f"(p99 {latency[new]['p99']} ms against {latency[old]['p99']} ms): {CANARY_P99} in ALARM {fired[0]['t'] - start:.0f} s after the "
            f"canary's first answer, its last answer {end - fired[0]['t']:.0f} s after the alarm; it served "
            f"{share:.1%} of the requests; 0 of {report['requests']} requests failed; the run took {took:.0f} s")
