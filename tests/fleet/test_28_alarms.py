@@ -327,6 +327,7 @@ def test_a_weighted_canary_of_a_release_five_times_slower_goes_back_on_the_laten
     start, end, share = served_share(report, canary, new)
     assert fired and start < fired[0]["t"] <= end + 5, (start, end, report["alarm_transitions"])
     figure(f"weighted canary at 5 %, order reads {SLOW_READ_MS} ms slower on the new release "
-           f"(p99 {latency[new]['p99']} ms against {latency[old]['p99']} ms): {CANARY_P99} in ALARM {fired[0]['t'] - start:.0f} s after the "
-           f"canary's first answer, its last answer {end - fired[0]['t']:.0f} s after the alarm; it served "
-           f"{share:.1%} of the requests; 0 of {report['requests']} requests failed; the run took {took:.0f} s")
+           f"(p99 {latency[new]['p99']} ms against {latency[old]['p99']} ms): {CANARY_P99} in ALARM "
+           f"{fired[0]['t'] - start:.0f} s after the canary's first answer, its last answer "
+           f"{end - fired[0]['t']:.0f} s after the alarm; it served {share:.1%} of the requests; 0 of "
+           f"{report['requests']} requests failed; the run took {took:.0f} s")
