@@ -162,7 +162,13 @@ def test_metrics_and_the_target_5xx_share_alarm(lab: Lab, service: dict) -> None
                                        "unhealthy_hosts", "healthy_hosts")}  # fmt: skip
     plan = {a["AlarmName"]: a for a in aws_monitoring_alarm_plan(resources, defaults)}
     name = f"{lab.name}-target-5xx-share"
-    cw.put_metric_alarm(**plan[name])
+    # The operators' subscription: an SQS queue on the alarm's topic (what an https or email endpoint would get).
+    sns, sqs = lab.client("sns"), lab.client("sqs")
+    topic = sns.create_topic(Name=f"{lab.name}-alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"{lab.name}-ops")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])  # fmt: skip
+    cw.put_metric_alarm(**plan[name], AlarmActions=[topic], OKActions=[topic])
     assert alarm_state(cw, name)["StateValue"] != "ALARM"  # moto starts alarms in OK
 
     # 20 % of order reads fail on both targets: the alarm fires.
@@ -202,6 +208,18 @@ def test_metrics_and_the_target_5xx_share_alarm(lab: Lab, service: dict) -> None
     to_ok = drive(lab, cw, name, "OK", clean, 120)
     assert set(clean) == {200}, clean
     assert "were not greater than the threshold (0.05)" in alarm_state(cw, name)["StateReason"]
+    # Each change reached the subscriber, once, with CloudWatch's subject and the state's reason.
+    notes: list[dict] = []
+    for _ in range(10):  # bounded: the OK notification is sent from its own thread
+        notes += [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                                                      WaitTimeSeconds=1).get("Messages", [])]
+        if len(notes) >= 2:
+            break
+        time.sleep(0.5)
+    assert [n["Subject"].split(":")[0] for n in notes] == ["ALARM", "OK"], notes
+    assert notes[0]["Subject"].startswith(f'ALARM: "{name}" in ')
+    assert [json.loads(n["Message"])["OldStateValue"] for n in notes] == ["OK", "ALARM"]
+    assert "were greater than the threshold (0.05)" in json.loads(notes[0]["Message"])["NewStateReason"]
     # Every target response time is a sample in moto: one per read a target answered.
     samples = cw.get_metric_data(
         MetricDataQueries=[{"Id": "n", "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB",

@@ -4,6 +4,8 @@ shaped by aws_monitoring's own plan."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -237,3 +239,101 @@ def test_lab_settings_of_the_loops_are_bounded(field: str, value: float) -> None
 
     with pytest.raises(ValueError, match=f"EC2_FLEET_LAB_{field.upper()} must be 1-60 seconds"):
         LabConfig(**{field: value}).validate()
+
+
+# --- notifications (the alarm's actions), against moto's SNS and SQS in-process ----------------------------
+
+
+@pytest.fixture
+def topic() -> Any:
+    """An SNS topic with an SQS queue subscribed to it (what an operator's https or email subscription gets)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sns, sqs = boto3.client("sns", region_name="eu-west-1"), boto3.client("sqs", region_name="eu-west-1")
+        arn = sns.create_topic(Name="lab-alarms")["TopicArn"]
+        queue = sqs.create_queue(QueueName="ops")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+
+        def received() -> list[dict[str, Any]]:
+            out = []
+            for _ in range(10):  # bounded: 10 messages a read
+                messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+                out += [json.loads(m["Body"]) for m in messages]
+                if not messages:
+                    return out
+            return out
+
+        yield {"sns": sns, "arn": arn, "received": received, "cloudwatch": boto3.client("cloudwatch", "eu-west-1")}
+
+
+def firing(topic_arn: str) -> tuple[dict[str, Any], alarms.Decision]:
+    alarm = {**plan(target_5xx_share=SHARE)["lab-target-5xx-share"], "StateValue": "OK",
+             "AlarmActions": [topic_arn], "OKActions": [topic_arn],
+             "AlarmArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:lab-target-5xx-share"}  # fmt: skip
+    store = store_with({0: (20, 2), 1: (20, 0), 2: (10, 2)})
+    return alarm, alarms.decide(alarm, alarms.datapoints(alarm, store, now=T0 + 3, lag=3), now=T0 + 3)
+
+
+def test_a_change_to_alarm_notifies_the_topic_as_cloudwatch_does(topic: dict[str, Any]) -> None:
+    alarm, decision = firing(topic["arn"])
+    assert alarms.notify(topic["sns"], alarm, decision, "eu-west-1", T0 + 3) == [topic["arn"]]
+    [envelope] = topic["received"]()
+    assert envelope["Subject"] == 'ALARM: "lab-target-5xx-share" in EU (Ireland)'
+    message = json.loads(envelope["Message"])
+    assert message["NewStateValue"] == "ALARM" and message["OldStateValue"] == "OK"
+    assert message["NewStateReason"] == decision.reason
+    assert message["AWSAccountId"] == "123456789012" and message["Region"] == "EU (Ireland)"
+    assert message["StateChangeTime"] == "2026-12-05T23:30:03.000+0000"
+    trigger = message["Trigger"]
+    assert trigger["Threshold"] == 0.05 and trigger["EvaluationPeriods"] == 3 and trigger["DatapointsToAlarm"] == 2
+    assert trigger["TreatMissingData"] == "notBreaching"
+    assert [m["Id"] for m in trigger["Metrics"]] == [m["Id"] for m in alarm["Metrics"]]  # metric math: its queries
+
+
+def test_the_p99_alarm_notification_names_its_metric_statistic_and_dimensions(topic: dict[str, Any]) -> None:
+    alarm = {**plan()["lab-target-response-time-p99"], "StateValue": "OK", "AlarmActions": [topic["arn"]]}
+    decision = alarms.Decision("ALARM", "Threshold Crossed: ...", {})
+    alarms.notify(topic["sns"], alarm, decision, "us-east-1", T0)
+    trigger = json.loads(topic["received"]()[0]["Message"])["Trigger"]
+    assert trigger["MetricName"] == "TargetResponseTime" and trigger["Namespace"] == "AWS/ApplicationELB"
+    assert trigger["StatisticType"] == "ExtendedStatistic" and trigger["ExtendedStatistic"] == "p99"
+    assert trigger["Dimensions"] == [{"value": LB_DIMS[0][1], "name": "LoadBalancer"}]
+
+
+def test_no_notification_without_enabled_actions_or_through_the_sns_managed_key(topic: dict[str, Any]) -> None:
+    alarm, decision = firing(topic["arn"])
+    assert alarms.notify(topic["sns"], {**alarm, "ActionsEnabled": False}, decision, "eu-west-1", T0) == []
+    assert alarms.notify(topic["sns"], {**alarm, "AlarmActions": []}, decision, "eu-west-1", T0) == []
+    # The topic's OKActions are not the ALARM state's.
+    assert alarms.notify(topic["sns"], {**alarm, "AlarmActions": [], "OKActions": [topic["arn"]]}, decision,
+                         "eu-west-1", T0) == []  # fmt: skip
+    # A topic that no longer exists, and one AWS's managed key encrypts (CloudWatch cannot use it): dropped.
+    gone = topic["arn"].replace("lab-alarms", "deleted")
+    assert alarms.notify(topic["sns"], {**alarm, "AlarmActions": [gone]}, decision, "eu-west-1", T0) == []
+    topic["sns"].set_topic_attributes(TopicArn=topic["arn"], AttributeName="KmsMasterKeyId",
+                                      AttributeValue="alias/aws/sns")  # fmt: skip
+    assert alarms.notify(topic["sns"], alarm, decision, "eu-west-1", T0) == []
+    assert topic["received"]() == []
+
+
+def test_evaluate_all_notifies_each_change_once(topic: dict[str, Any]) -> None:
+    cw = topic["cloudwatch"]
+    alarm = plan(target_5xx_share=SHARE)["lab-target-5xx-share"]
+    cw.put_metric_alarm(**{k: v for k, v in alarm.items() if k != "StateValue"},
+                        AlarmActions=[topic["arn"]], OKActions=[topic["arn"]])  # fmt: skip
+    store = store_with({0: (20, 4), 1: (20, 4)})
+    assert alarms.evaluate_all(cw, store, lag=0, now=T0, sns=topic["sns"], region="eu-west-1") == {
+        "lab-target-5xx-share": "ALARM"}  # fmt: skip
+    assert alarms.evaluate_all(cw, store, lag=0, now=T0, sns=topic["sns"], region="eu-west-1") == {}
+    got: list[dict[str, Any]] = []
+    for _ in range(50):  # the notification is sent from its own thread: up to 5 s
+        got += topic["received"]()
+        if got:
+            break
+        time.sleep(0.1)
+    assert [json.loads(m["Message"])["NewStateValue"] for m in got] == ["ALARM"]
+    time.sleep(0.3)
+    assert topic["received"]() == []

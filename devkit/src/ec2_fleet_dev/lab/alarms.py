@@ -12,6 +12,16 @@ parsed here, no eval), compares them with the threshold, applies DatapointsToAla
 and StateReasonData like CloudWatch's. Other alarms (other namespaces, metrics the lab does not publish,
 anomaly detection) are left as moto has them.
 
+moto does not notify either. On each change of state the lab does what CloudWatch does with the alarm's
+actions: when ActionsEnabled, every SNS topic ARN of the new state's actions (AlarmActions, OKActions,
+InsufficientDataActions) gets CloudWatch's notification (`notification`: the subject
+`ALARM: "name" in US East (N. Virginia)` and the JSON message with NewStateValue, NewStateReason,
+OldStateValue and the Trigger), published to moto's SNS, which delivers it to the topic's SQS and
+HTTP(S) subscriptions. A topic that does not exist, or that AWS's managed key alias/aws/sns encrypts
+(CloudWatch cannot use that key), gets nothing: the lab logs the dropped notification, as CloudWatch
+records a failed action in the alarm's history and tells nobody. Actions of other kinds (Auto Scaling,
+EC2, Systems Manager) are not run.
+
 The datapoints come from the lab's own store of what metrics.py published (the same numbers), not from
 moto: moto 5's get_metric_statistics starts its periods at the first datapoint instead of aligning them
 and matches dimensions as a subset, its get_metric_data drops the namespace when dimensions are given,
@@ -31,6 +41,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -292,6 +303,92 @@ def decide(alarm: dict[str, Any], points: list[tuple[int, float | None]], now: f
     return Decision(state, reason, data)
 
 
+# --- notifications --------------------------------------------------------------------------------------
+
+# The names CloudWatch writes in a notification's subject and Region field.
+REGION_NAMES = {
+    "us-east-1": "US East (N. Virginia)", "us-east-2": "US East (Ohio)", "us-west-1": "US West (N. California)",
+    "us-west-2": "US West (Oregon)", "eu-west-1": "EU (Ireland)", "eu-west-2": "EU (London)",
+    "eu-west-3": "EU (Paris)", "eu-central-1": "EU (Frankfurt)", "eu-north-1": "EU (Stockholm)",
+    "ap-southeast-1": "Asia Pacific (Singapore)", "ap-southeast-2": "Asia Pacific (Sydney)",
+    "ap-northeast-1": "Asia Pacific (Tokyo)", "ap-south-1": "Asia Pacific (Mumbai)",
+    "ca-central-1": "Canada (Central)", "sa-east-1": "South America (Sao Paulo)",
+}  # fmt: skip
+ACTIONS_OF_STATE = {"ALARM": "AlarmActions", "OK": "OKActions", "INSUFFICIENT_DATA": "InsufficientDataActions"}
+SNS_MANAGED_KEY = "alias/aws/sns"
+
+
+def _trigger(alarm: dict[str, Any]) -> dict[str, Any]:
+    trigger: dict[str, Any] = {
+        "Period": alarm.get("Period"), "EvaluationPeriods": alarm["EvaluationPeriods"],
+        "DatapointsToAlarm": alarm.get("DatapointsToAlarm") or alarm["EvaluationPeriods"],
+        "ComparisonOperator": alarm["ComparisonOperator"], "Threshold": float(alarm["Threshold"]),
+        "TreatMissingData": alarm.get("TreatMissingData") or "missing", "EvaluateLowSampleCountPercentile": "",
+    }  # fmt: skip
+    if alarm.get("Metrics"):
+        trigger["Metrics"] = alarm["Metrics"]
+        return trigger
+    trigger.update({
+        "MetricName": alarm.get("MetricName"), "Namespace": alarm.get("Namespace"),
+        "Unit": alarm.get("Unit"),
+        "Dimensions": [{"value": d["Value"], "name": d["Name"]} for d in alarm.get("Dimensions", [])],
+    })  # fmt: skip
+    if alarm.get("ExtendedStatistic"):
+        trigger.update(StatisticType="ExtendedStatistic", ExtendedStatistic=alarm["ExtendedStatistic"])
+    else:
+        trigger.update(StatisticType="Statistic", Statistic=str(alarm.get("Statistic", "")).upper())
+    return trigger
+
+
+def notification(alarm: dict[str, Any], decision: Decision, region: str, now: float) -> tuple[str, str]:
+    """CloudWatch's SNS notification of the alarm's move to decision.state: (subject, JSON message)."""
+    where = REGION_NAMES.get(region, region)
+    arn = alarm.get("AlarmArn", "")
+    updated = alarm.get("AlarmConfigurationUpdatedTimestamp")
+    message = {
+        "AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"),
+        "AWSAccountId": arn.split(":")[4] if arn.count(":") >= 5 else "",
+        "AlarmConfigurationUpdatedTimestamp": updated.isoformat() if hasattr(updated, "isoformat") else updated,
+        "NewStateValue": decision.state, "NewStateReason": decision.reason[:1023],
+        "StateChangeTime": _iso(now), "Region": where, "AlarmArn": arn,
+        "OldStateValue": alarm.get("StateValue"),
+        "OKActions": alarm.get("OKActions", []), "AlarmActions": alarm.get("AlarmActions", []),
+        "InsufficientDataActions": alarm.get("InsufficientDataActions", []),
+        "Trigger": _trigger(alarm),
+    }  # fmt: skip
+    subject = f'{decision.state}: "{alarm["AlarmName"]}" in {where}'
+    if len(subject) > 100:  # SNS subjects are at most 100 characters; CloudWatch shortens the name
+        subject = subject[:96] + "..."
+    return subject, json.dumps(message)
+
+
+def notify(sns: Any, alarm: dict[str, Any], decision: Decision, region: str, now: float) -> list[str]:
+    """Publish the notification to every SNS topic of the new state's actions; returns the topics reached."""
+    if sns is None or not alarm.get("ActionsEnabled", True):
+        return []
+    reached = []
+    for arn in alarm.get(ACTIONS_OF_STATE.get(decision.state, ""), []):
+        if not arn.startswith("arn:aws:sns:"):
+            continue  # Auto Scaling, EC2 and Systems Manager actions: not run by the lab
+        try:
+            key = sns.get_topic_attributes(TopicArn=arn)["Attributes"].get("KmsMasterKeyId", "")
+        except Exception as exc:  # any failure of the action is logged, as CloudWatch does
+            log.warning("Alarm %s: action %s failed (notification dropped): %s", alarm["AlarmName"], arn, exc)
+            continue
+        if key == SNS_MANAGED_KEY or key.endswith(":alias/aws/sns"):
+            log.warning("Alarm %s: action %s failed (notification dropped): the topic is encrypted with %s, "
+                        "which CloudWatch cannot use", alarm["AlarmName"], arn, SNS_MANAGED_KEY)  # fmt: skip
+            continue
+        subject, message = notification(alarm, decision, region, now)
+        try:
+            sns.publish(TopicArn=arn, Subject=subject, Message=message)
+        except Exception as exc:  # moto posts to HTTP(S) subscribers within the publish call
+            log.warning("Alarm %s: action %s failed: %s", alarm["AlarmName"], arn, exc)
+            continue
+        reached.append(arn)
+    return reached
+
+
 # --- the loop ------------------------------------------------------------------------------------------
 
 
@@ -310,8 +407,12 @@ def alarms_of(cloudwatch: Any) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate_all(cloudwatch: Any, store: MetricStore, lag: float, now: float | None = None) -> dict[str, str]:
-    """One pass over moto's alarms; returns {alarm name: new state} of the alarms it changed."""
+def evaluate_all(
+    cloudwatch: Any, store: MetricStore, lag: float, now: float | None = None, sns: Any = None, region: str = ""
+) -> dict[str, str]:
+    """One pass over moto's alarms; returns {alarm name: new state} of the alarms it changed.
+
+    With an SNS client, each change notifies the topics of the new state's actions (notify)."""
     now = time.time() if now is None else now
     changed = {}
     for alarm in alarms_of(cloudwatch):
@@ -328,6 +429,11 @@ def evaluate_all(cloudwatch: Any, store: MetricStore, lag: float, now: float | N
                 StateReasonData=json.dumps(decision.reason_data),
             )  # fmt: skip
             changed[alarm["AlarmName"]] = decision.state
+            if sns is not None:
+                # As SNS delivers apart from the alarm's evaluation: a slow HTTP(S) subscriber (moto posts to it
+                # within the publish call) never holds up the next pass.
+                threading.Thread(target=notify, args=(sns, alarm, decision, region, now), daemon=True,
+                                 name=f"notify-{alarm['AlarmName']}"[:60]).start()  # fmt: skip
             log.info("Alarm %s: %s -> %s: %s", alarm["AlarmName"], alarm.get("StateValue"), decision.state,
                      decision.reason)  # fmt: skip
     return changed

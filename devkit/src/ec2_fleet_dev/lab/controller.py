@@ -36,7 +36,7 @@ def clients(config: LabConfig) -> dict[str, Any]:
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region
     )
-    services = ("ec2", "elasticache", "ssm", "elbv2", "acm", "cloudwatch")
+    services = ("ec2", "elasticache", "ssm", "elbv2", "acm", "cloudwatch", "sns")
     return {s: session.client(s, endpoint_url=config.moto_url) for s in services}
 
 
@@ -128,7 +128,8 @@ class Controller:
             aws["cloudwatch"], elbv2, dict(self.balancer.specs), dict(moto_lab.BOOK.health)))
         # Evaluated data is what metrics.py has published: a period counts once it ended a pass ago.
         self._loop("alarms", c.alarm_seconds,
-                   lambda: alarms.evaluate_all(aws["cloudwatch"], self.metric_store, lag=c.metrics_seconds + 1))
+                   lambda: alarms.evaluate_all(aws["cloudwatch"], self.metric_store, lag=c.metrics_seconds + 1,
+                                               sns=aws["sns"], region=c.region))
         internet = self.internet
         self._loop("internet", c.reconcile_seconds, lambda: internet.ensure(faults.read(c.state_dir).ext_redis_stopped))
         endpoints = {
