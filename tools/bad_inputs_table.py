@@ -37,6 +37,7 @@ SUITES = [
     ("tests/test_bad_inputs_runtime.py", "role runtime (on a test host)"),
     ("tests/test_bad_inputs_supervisor.py", "role supervisor (on a test host)"),
     ("tests/test_bad_inputs_app.py", "role app (on a test host)"),
+    ("tests/test_bad_inputs_cloudwatch_agent.py", "role cloudwatch_agent (on a test host)"),
     ("tests/test_bad_inputs_rolling.py", "rolling_update.yml / rollback.yml (lab inventory, dead AWS endpoint)"),
     ("tests/test_bad_inputs_playbooks.py", "playbooks: extra vars, inventory, files, credentials, endpoint"),
     ("tests/aws/test_bad_inputs.py", "provision.yml against moto (lab inventory)"),

@@ -16,6 +16,9 @@ from ansible_collections.ec2_fleet.fleet.plugins.plugin_utils.input_checks impor
 NAME_RE = r"^[A-Za-z0-9+=,.@_-]{1,64}$"
 PARAMETER_PATH_RE = r"^(/[A-Za-z0-9_.-]+)+$"
 POLICY_ARN_RE = r"^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/.+$"
+# CloudWatch Logs' log group names and CloudWatch's namespaces (no "AWS/": AWS's own).
+LOG_GROUP_RE = r"^[A-Za-z0-9_./#-]{1,512}$"
+NAMESPACE_RE = r"^(?!AWS/)[A-Za-z0-9 _./#:-]{1,255}$"
 
 
 def aws_host_iam_input_errors(inputs: Mapping[str, Any]) -> list[str]:
@@ -40,6 +43,17 @@ def aws_host_iam_input_errors(inputs: Mapping[str, Any]) -> list[str]:
             "aws_host_iam_ssm_parameter_path must be a parameter path like /ec2-fleet/staging (got "
             f"'{v['aws_host_iam_ssm_parameter_path']}') and aws_host_iam_managed_policies a list of policy ARNs "
             f"(got {to_json(policies)})"
+        )
+    group, namespace = v.get("aws_host_iam_log_group_name", ""), v.get("aws_host_iam_metrics_namespace", "")
+    if group and not matches(LOG_GROUP_RE, group):
+        e.append(
+            "aws_host_iam_log_group_name must be empty (no log shipping) or a log group name of 1-512 letters, digits "
+            f"or _-./# (got '{group}')"
+        )
+    if namespace and not matches(NAMESPACE_RE, namespace):
+        e.append(
+            "aws_host_iam_metrics_namespace must be empty (no metrics) or a CloudWatch namespace of 1-255 letters, "
+            f"digits, spaces or _-./#: that does not start with AWS/ (got '{namespace}')"
         )
     return e
 

@@ -62,8 +62,9 @@ def test_one_bastion_in_a_public_subnet(client: Callable, lab: dict) -> None:
 
 
 def test_hosts_role_is_least_privilege(client: Callable, lab: dict) -> None:
-    """The hosts' role: Session Manager's managed policy, read of this environment's parameters, and KMS
-    decryption only through SSM; its instance profile is the one every host runs with."""
+    """The hosts' role: Session Manager's managed policy, read of this environment's parameters, KMS
+    decryption only through SSM, and the CloudWatch agent's writes (its streams in the environment's log
+    group, its metrics in its namespace); its instance profile is the one every host runs with."""
     iam = client("iam")
     role = iam.get_role(RoleName=f"{PREFIX}-host")["Role"]
     assert role["AssumeRolePolicyDocument"] == EC2_TRUST
@@ -73,7 +74,16 @@ def test_hosts_role_is_least_privilege(client: Callable, lab: dict) -> None:
     assert iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"] == ["read-environment-parameters"]
     document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="read-environment-parameters")
     statements = {s["Sid"]: s for s in document["PolicyDocument"]["Statement"]}
-    assert set(statements) == {"ReadEnvironmentParameters", "DecryptThroughSsmOnly"}
+    assert set(statements) == {"ReadEnvironmentParameters", "DecryptThroughSsmOnly", "ShipLogsToTheEnvironmentLogGroup",
+                               "PutMetricsInTheAgentNamespace", "ReadInstanceTags"}  # fmt: skip
+    logs = statements["ShipLogsToTheEnvironmentLogGroup"]
+    assert sorted(logs["Action"]) == ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    assert logs["Resource"] == ["arn:aws:logs:*:*:log-group:/ec2-fleet/lab/journal",
+                                "arn:aws:logs:*:*:log-group:/ec2-fleet/lab/journal:*"]  # fmt: skip
+    metrics = statements["PutMetricsInTheAgentNamespace"]
+    assert metrics["Action"] == "cloudwatch:PutMetricData"
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "CWAgent"}}
+    assert statements["ReadInstanceTags"]["Action"] == "ec2:DescribeTags"
     read = statements["ReadEnvironmentParameters"]
     assert sorted(read["Action"]) == ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
     assert read["Resource"] == ["arn:aws:ssm:*:*:parameter/ec2-fleet/lab", "arn:aws:ssm:*:*:parameter/ec2-fleet/lab/*"]

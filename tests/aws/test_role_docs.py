@@ -17,6 +17,7 @@ ROLES = [
     "rolling",
     "frontend",
     "aws_monitoring",
+    "cloudwatch_agent",
 ]
 
 

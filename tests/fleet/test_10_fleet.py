@@ -6,11 +6,16 @@ of their number, and the scale-out to five hosts (test_90) comes last.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import time
+import uuid
 from datetime import datetime
 
+import boto3
 import pytest
+from ansible_collections.ec2_fleet.fleet.plugins.filter.cloudwatch_agent import cloudwatch_agent_config_errors
 
 from ec2_fleet_dev.lbhttp import http, lab_instance_ids, served_instances
 from ec2_fleet_dev.plays import ROOT
@@ -99,6 +104,57 @@ def test_an_order_written_through_one_host_is_a_cache_hit_on_another(converged):
     hits_elsewhere = [(h, c) for h, c in answers if h != first_reader and c == "hit"]
     assert hits_elsewhere, f"no cache hit on a host other than the first reader ({first_reader}): {answers}"
     assert writer and all(h for h, _ in answers)
+
+
+AGENT_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+
+
+def _on_host(fleet, instance: str, *command: str) -> str:
+    lab = fleet.env["EC2_FLEET_LAB_NAME"]
+    done = subprocess.run(["podman", "exec", f"{lab}-{instance}", *command], capture_output=True, text=True,
+                          timeout=30, env=fleet.env)  # fmt: skip
+    return done.stdout
+
+
+def test_each_request_s_json_log_line_is_in_the_file_the_cloudwatch_agent_ships(converged):
+    """The app's journal reaches, as its JSON lines, the file the CloudWatch agent's configuration ships to the
+    environment's log group (which provision.yml made, with its retention); the system's log does not hold them
+    twice. The agent itself cannot run in the lab (cloudwatch_agent_install: false): its configuration is
+    checked here as the agent would check it."""
+    fleet = converged
+    logs = boto3.client("logs", endpoint_url=fleet.env["AWS_URL"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    [group] = logs.describe_log_groups(logGroupNamePrefix="/ec2-fleet/lab/journal")["logGroups"]
+    assert group["retentionInDays"] == 30
+    ids = {}
+    for _ in range(30):  # bounded: one request per host, until every host answered one
+        request_id = f"cwagent-{uuid.uuid4().hex[:12]}"
+        status, headers, _ = http(f"{fleet.endpoints['lb_url']}/version", headers={"X-Request-ID": request_id})
+        assert status == 200
+        ids.setdefault(headers.get("x-served-by"), request_id)
+        if len(ids) == 3:
+            break
+    assert set(ids) == lab_instance_ids(fleet)
+    for instance, request_id in sorted(ids.items()):
+        config = json.loads(_on_host(fleet, instance, "cat", AGENT_CONFIG))
+        assert cloudwatch_agent_config_errors(config) == []
+        shipped = {e["file_path"]: e for e in config["logs"]["logs_collected"]["files"]["collect_list"]}
+        assert set(shipped) == {"/var/log/ec2-fleet/orders-api.log", "/var/log/syslog"}
+        assert {e["log_group_name"] for e in shipped.values()} == {group["logGroupName"]}
+        assert config["metrics"]["metrics_collected"]["mem"]["measurement"] == ["mem_used_percent"]
+        line = ""
+        for _ in range(20):  # bounded: rsyslog writes within a second or two
+            found = [x for x in _on_host(fleet, instance, "cat", "/var/log/ec2-fleet/orders-api.log").splitlines()
+                     if request_id in x]  # fmt: skip
+            if found:
+                line = found[-1]
+                break
+            time.sleep(0.5)
+        assert line, f"{instance}: no line of request {request_id} in /var/log/ec2-fleet/orders-api.log"
+        entry = json.loads(line)  # the line as the app printed it: JSON, nothing before it
+        assert entry["request_id"] == request_id and entry["logger"] == "orders_api.access"
+        assert request_id not in _on_host(fleet, instance, "cat", "/var/log/syslog")
+        assert "systemd" in _on_host(fleet, instance, "tail", "-n", "200", "/var/log/syslog")
 
 
 def test_the_fleet_table_matches_the_load_balancer(converged):

@@ -17,9 +17,10 @@ def trust(ca_file: str) -> None:
     _TLS["lb"] = ssl.create_default_context(cafile=ca_file)
 
 
-def http(url: str, data: dict | None = None, timeout: float = 10) -> tuple[int, dict, dict]:
+def http(url: str, data: dict | None = None, timeout: float = 10,
+         headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:
     request = urllib.request.Request(url, data=json.dumps(data).encode() if data else None,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     context = _TLS.get("lb") if url.startswith("https://") else None
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
