@@ -14,7 +14,9 @@ The weighted canary (rolling_strategy canary): the same release on one canary ho
 which the listener weights 5 % -> 25 % -> 100 %: the canary's 5xx share alarm fires at the 5 % step, the
 weight goes back to 0 and the canary back to its release (case 1); a healthy release steps through and the
 whole fleet ends on it with no failed request (case 4); a release whose order reads are 5 times slower is
-taken back by the canary's p99 latency alarm (case 3). The load's JSON reports and PNG timelines are kept in
+taken back by the canary's p99 latency alarm (case 3). Two failed-host paths around the canary: a canary of two
+hosts where one never gets ready (both go back), and rollback_all after the canary's promotion (the canary goes
+back too). The load's JSON reports and PNG timelines are kept in
 .cache/test-reports/rolling/.
 """
 
@@ -331,3 +333,67 @@ def test_a_weighted_canary_of_a_release_five_times_slower_goes_back_on_the_laten
            f"{fired[0]['t'] - start:.0f} s after the canary's first answer, its last answer "
            f"{end - fired[0]['t']:.0f} s after the alarm; it served {share:.1%} of the requests; 0 of "
            f"{report['requests']} requests failed; the run took {took:.0f} s")
+
+
+# A release whose /ready fails on one host only (the app's APP_FORCE_UNREADY, set per host): the run's failed-host
+# path, with the canary's own take-back around it.
+def unready_on(index: int) -> dict:
+    host = f"ansible_play_hosts_all[{index}]"
+    return {"APP_FORCE_UNREADY": "{{ '1' if inventory_hostname == " + host + " else '0' }}"}
+
+
+def test_a_canary_of_two_hosts_where_one_fails_its_switch_takes_both_back(fast_alarms):
+    """Two canary hosts: the second fails its switch (never ready); the first, already on the release in the
+    canary group at weight 0, goes back to its release and into the main group too ('reverted'), rather than being
+    left in no target group. The canary group never carried a request."""
+    fleet = fast_alarms
+    before = releases_served(fleet)
+    assert len(before) == 3 and len(set(before.values())) == 1, before
+    old, new = next(iter(before.values())), "9.0.2-one-canary-unready"
+    result, report, took = rolling_under_load(fleet, "canary-two-hosts-one-fails", {
+        "app_version": new, "rolling_canary_hosts": 2, "rolling_min_healthy_percent": 33, "app_activation_timeout": 20,
+        "app_release_env": unready_on(1), "rolling_canary_step_seconds": 20})
+
+    assert result.rc != 0, result.tail()
+    assert list(statuses(result).values()) == ["reverted", "failed", "not updated"], statuses(result)
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert "failed the readiness check GET /ready" in failure, failure[-3000:]
+    assert f"Back on {old} and healthy in the target group." in failure, failure[-3000:]
+    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+    assert canary_targets(fleet) == []
+    assert releases_served(fleet) == before
+    # What the clients saw: nothing failed, and no answer ever came from the release (weight 0 throughout).
+    assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
+    assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
+    answered = {release for releases in report["answered_by"].values() for release in releases}
+    assert answered == {old}, report["answered_by"]
+    figure(f"weighted canary of two hosts, the second never ready: both back on {old} and in the main group, "
+           f"the listener at 100 / 0; 0 of {report['requests']} requests failed; the run took {took:.0f} s")
+
+
+def test_rollback_all_after_the_canary_s_promotion_takes_the_canary_back_too(fast_alarms):
+    """A healthy canary step, the promotion, a first batch updated, then the last host fails its switch with
+    rolling_on_failure rollback_all: every updated host goes back, the promoted canary host included."""
+    fleet = fast_alarms
+    before = releases_served(fleet)
+    assert len(before) == 3 and len(set(before.values())) == 1, before
+    old, new = next(iter(before.values())), "9.0.3-last-host-unready"
+    result, report, took = rolling_under_load(fleet, "canary-promoted-then-rollback-all", {
+        "app_version": new, "rolling_on_failure": "rollback_all", "app_activation_timeout": 20,
+        "rolling_canary_weights": [5, 100], "rolling_canary_step_seconds": 10, "app_release_env": unready_on(-1)})
+
+    assert result.rc != 0, result.tail()
+    assert list(statuses(result).values()) == ["reverted", "reverted", "failed"], statuses(result)
+    failure = result.output[result.output.rindex("Fail the run when it did not succeed"):]
+    assert f"Back on {old} and healthy in the target group." in failure, failure[-3000:]
+    assert listener_weights(fleet) == {f"{PREFIX}-tg": 100, f"{PREFIX}-canary": 0}
+    assert canary_targets(fleet) == []
+    assert releases_served(fleet) == before
+    assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
+    assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
+    # The canary and the first batch really served the release before going back.
+    canary = next(iter(statuses(result)))
+    canary = canary[canary.index("i-"):]
+    assert new in report["answered_by"][canary], report["answered_by"]
+    figure(f"weighted canary promoted, then the last host never ready with rollback_all: the canary and the first "
+           f"batch back on {old}; 0 of {report['requests']} requests failed; the run took {took:.0f} s")
