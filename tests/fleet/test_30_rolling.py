@@ -42,6 +42,13 @@ def target_group_arn(fleet) -> str:
     return aws(fleet, "elbv2").describe_target_groups(Names=["ec2-fleet-lab-tg"])["TargetGroups"][0]["TargetGroupArn"]
 
 
+# The deploys before the named rollback keep 10 releases on each host instead of app_keep_releases' 5: test_28
+# installs up to six on a host (its canaries and the failed-host cases) before this file adds 2.0.0 and 3.0.0,
+# and with 5 the rollback's 1.1.0 would be pruned from the canary host (the rollback then refuses, rightly:
+# "release 1.1.0 is not installed"). Pruning itself is molecule/app's test.
+KEEP = {"app_keep_releases": 10}
+
+
 def play_under_load(fleet, name: str, playbook: str, extra: dict | None = None) -> tuple[PlayResult, dict]:
     """Run a playbook while the load runs; keep the report and the timeline under REPORTS/name.*."""
     extra = {"rolling_audit_dir": str(fleet.state_dir / "audit"), **(extra or {})}
@@ -102,7 +109,8 @@ def test_rolling_update_one_host_at_a_time_drops_no_request(converged):
     knob = fleet.state_dir / "balancer.json"  # read by the lab's balancer on every registration
     knob.write_text(json.dumps({"registration_delay": delay}))
     try:
-        result, report = play_under_load(fleet, "1-update-1.1.0-to-2.0.0", "rolling_update", {"app_version": "2.0.0"})
+        result, report = play_under_load(fleet, "1-update-1.1.0-to-2.0.0", "rolling_update",
+                                         {"app_version": "2.0.0", **KEEP})
     finally:
         knob.unlink(missing_ok=True)
     assert result.rc == 0, result.tail()
@@ -134,7 +142,7 @@ def test_rolling_update_one_host_at_a_time_drops_no_request(converged):
 def test_a_broken_release_stops_at_the_first_host_which_goes_back(converged):
     fleet = converged
     result, report = play_under_load(fleet, "2-broken-3.0.0-stops", "rolling_update", {
-        "app_version": "3.0.0", "app_release_env": {"APP_FORCE_UNREADY": "1"}, "app_activation_timeout": 20})
+        **KEEP, "app_version": "3.0.0", "app_release_env": {"APP_FORCE_UNREADY": "1"}, "app_activation_timeout": 20})
     assert result.rc != 0
     first, *others = statuses(result).items()
     assert first[1] == "failed" and [s for _, s in others] == ["not updated", "not updated"], statuses(result)
@@ -159,7 +167,7 @@ def test_rollback_all_takes_back_the_canary_when_the_second_batch_fails(converge
     # 3.0.0 is broken on the last host only (its readiness fails there): the canary (first host)
     # passes, the second batch (the other two) fails on one of them.
     result, report = play_under_load(fleet, "3-canary-then-rollback-all", "rolling_update", {
-        "app_version": "3.0.0", "rolling_batch": [1, 2], "rolling_min_healthy_percent": 33,
+        **KEEP, "app_version": "3.0.0", "rolling_batch": [1, 2], "rolling_min_healthy_percent": 33,
         "rolling_on_failure": "rollback_all", "app_activation_timeout": 20,
         "app_release_env": {
             "APP_FORCE_UNREADY": "{{ '1' if inventory_hostname == ansible_play_hosts_all[-1] else '0' }}"},
@@ -177,9 +185,8 @@ def test_rollback_all_takes_back_the_canary_when_the_second_batch_fails(converge
 
 def test_rollback_playbook_takes_the_fleet_back_to_a_named_release(converged):
     fleet = converged
-    # 1.1.0, test_28's healthy canary: older than each host's previous release (3.0.0 or 2.0.0). 1.0.0, the
-    # first, is gone by now: each host keeps app_keep_releases (5) releases, and test_28 and this file
-    # installed six.
+    # 1.1.0, test_28's healthy canary: older than each host's previous release (3.0.0 or 2.0.0), and still
+    # installed on every host because this file's deploys keep 10 releases (KEEP).
     result, report = play_under_load(fleet, "4-rollback-to-1.1.0", "rollback", {"rollback_to": "1.1.0"})
     assert result.rc == 0, result.tail()
     assert list(statuses(result).values()) == ["updated"] * 3, statuses(result)
