@@ -457,6 +457,7 @@ def test_a_hung_instance_is_restarted_by_the_liveness_probe(lab_faults):
                  ca_file=fleet.endpoints["lb_ca_file"]) as load:
         load.wait(3)
         # Hang every process of the instance (gunicorn master and workers): alive, but no answer.
+        hung_at = load.now()
         sudo(fleet, host, f"systemctl kill --signal=SIGSTOP {unit}")
 
         def restarted() -> bool:
@@ -464,6 +465,7 @@ def test_a_hung_instance_is_restarted_by_the_liveness_probe(lab_faults):
             return pid not in ("0", pid_before) and _fleetctl_health(fleet, host, 1) == "ok"
 
         _, seconds = wait_for(f"{unit} restarted and healthy", restarted, 180, interval=1)
+        back_at = load.now()
         load.wait(3)
     report = load.report
     journal = sudo(fleet, host, f"journalctl --no-pager -o cat -u {APP}-liveness.service --since '{since}'")
@@ -473,9 +475,17 @@ def test_a_hung_instance_is_restarted_by_the_liveness_probe(lab_faults):
            f"({report['failures_by_kind']})")
     assert seconds < 120
     assert report["sent"] == report["planned"], delivery(report)
-    assert report["failed"] == 0, loaded_failures(report)
+    # What the stopped process had already taken cannot be answered: a request it was serving, or one the
+    # balancer sent on a keep-alive connection the process held (an ALB does not retry a sent request
+    # either). Those few time out; every other request is served by the host's other instance and hosts.
+    taken = [f for f in report["failures"] if f["kind"] == "timeout" and hung_at - 1 <= f["t"] <= back_at]
+    assert report["failed"] == len(taken) <= HUNG_PROCESS_HELD, loaded_failures(report)
     assert_lab_as_found(fleet)
 
+
+# At most this many requests time out because the hung process held them: its 2 workers, each with a
+# request in flight or an idle keep-alive connection from the balancer.
+HUNG_PROCESS_HELD = 4
 
 NFT_TABLE = "ec2fleet_fault_ssh"
 
