@@ -1,5 +1,5 @@
 # ec2-fleet: every entry point an operator or CI uses.
-#   make test   every test (lint; tests/fleet beside the other tests and molecule), setting up what it needs
+#   make test   every test (tests/fleet beside lint, the other tests and molecule), setting up what it needs
 #   make lab    the local AWS lab (see README)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -72,7 +72,7 @@ MOLECULE_JOBS ?= 2
 test-molecule: venv image ## Every molecule scenario, full sequence, MOLECULE_JOBS at a time
 	tools/run-molecule.sh -j $(MOLECULE_JOBS) $(SCENARIOS)
 
-test: lint venv host-deps image ## Every test, from a fresh clone: lint, then tests/fleet beside the other tests and molecule
+test: venv host-deps image ## Every test, from a fresh clone: tests/fleet beside lint, the other tests and molecule
 	tools/run-tests.sh -j $(MOLECULE_JOBS) $(SCENARIOS)
 
 LAB := $(VENV)/bin/python lab/labctl.py
