@@ -13,6 +13,7 @@ building never writes into it (no build/, *.egg-info or node_modules left behind
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import shutil
@@ -53,7 +54,13 @@ def build_python(src: Path, out: Path, args: argparse.Namespace) -> dict:
     run([*pip, "download", "--only-binary=:all:", "--python-version", args.python_version,
          "--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none", *platforms,
          "--dest", str(wheels), str(package)])
+    # The pip that installs the wheels on the host, run from its wheel there: the host's virtualenv is made
+    # without pip (ensurepip takes seconds per host and installs a pip the release never uses again).
+    installer = out / "installer"
+    run([*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version", args.python_version,
+         "--dest", str(installer), f"pip=={importlib.metadata.version('pip')}"])
     return {"package": package.name, "wheels": sorted(p.name for p in wheels.glob("*.whl")),
+            "installer": next(installer.glob("pip-*.whl")).name,
             "python_version": args.python_version, "arch": args.arch, "glibc": args.glibc}
 
 
