@@ -208,7 +208,7 @@ def result(runs: list[dict], starts: list[float], net: str) -> dict:
              "columns": ["target group settings", "stage (every host at once, still serving)",
                          "drain (wait: delay)", "switch (wait: app start)",
                          "register (wait: registration delay + checks)", "out of service (overhead)",
-                         "once per run: plan, lock, facts, staging, audit, report"],
+                         "once per run: plan, lock, staging, audit, report"],
              "rows": [[r["label"], r["steps"]["stage_s"], f"{r['steps']['drain_s']} ({r['waits']['drain_s']})",
                        f"{r['steps']['deploy_s']} ({r['waits']['app_start_s']})",
                        f"{r['steps']['register_s']} ({r['waits']['register_s']})",
@@ -229,7 +229,7 @@ def result(runs: list[dict], starts: list[float], net: str) -> dict:
             f"the host is out ({split['out_of_service_s']} s: the deregistration and the registration, each one "
             "run of ec2_fleet.fleet.aws_alb_target that polls the target's health every alb_target_poll_interval "
             f"s inside the run, and the app role's state read and switch), and {split['per_run_s']} s once per run "
-            "(play 1: inputs, SSM and cache reads, the lock; facts; the plan; staging the release on every host at "
+            "(play 1: inputs, SSM and cache reads, the lock; the plan; staging the release on every host at "
             f"once, {split['stage_s']} s: unpack, virtualenv, pip install --no-index; play 3: the audit record, "
             "the lock released, the summary), shared by the hosts: at 20 hosts it is "
             f"{round(split['per_run_s'] / 20, 1)} s a host.",
