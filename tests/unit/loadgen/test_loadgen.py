@@ -53,7 +53,10 @@ class ScriptedServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.handled = 0
         self.did: Counter[str] = Counter()
-        self.client_ports: set[int] = set()
+        # Connections accepted. Not client ports: the kernel may give a closed connection's port to the next
+        # one at once (the server closed first, so the TIME_WAIT is on its side); CI of 7ee945d saw 116 ports
+        # for 121 connections.
+        self.connections = 0
 
     @property
     def url(self) -> str:
@@ -61,6 +64,11 @@ class ScriptedServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # writes to connections the client already gave up on (timeouts)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.lock:
+            self.connections += 1
+        super().process_request(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -70,7 +78,6 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             n = self.server.handled
             self.server.handled += 1
-            self.server.client_ports.add(self.client_address[1])
         action = self.server.script(n)
         kind = action[0]
         with self.server.lock:
@@ -219,8 +226,8 @@ def test_steady_rate_on_new_connections_spread_over_two_instances() -> None:
     assert report["failed"] == 0 and report["unsent"] == 0 and report["unfinished"] == 0
     assert report["sent"] == report["planned"] == report["requests"], loadgen.delivery(report)
     assert report["ok"] == server.handled
-    # One connection per request: every request came from its own client port.
-    assert len(server.client_ports) == report["requests"]
+    # One connection per request.
+    assert server.connections == report["requests"], (server.connections, report["requests"])
     answered = report["answered_by"]
     assert set(answered) == {"i-aaaa", "i-bbbb"}
     assert set(answered["i-aaaa"]) == {"1.0.0"} and set(answered["i-bbbb"]) == {"2.0.0"}
