@@ -1,7 +1,8 @@
 """ec2_fleet.fleet.app_release_install: a release installed from its artifact in one module run.
 
-Run as the module runs on a host (a subprocess with its arguments file), on node artifacts: the python
-path (virtualenv without pip, pip from the artifact's wheel) runs in molecule's app scenario and the fleet.
+Run as the module runs on a host (a subprocess with its arguments file). The python artifacts here hold a
+tiny wheel made by hand and, as `installer/`, the running pip zipped as a wheel; the real app's artifact is
+installed by molecule's app scenario and the fleet.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,10 +25,11 @@ GROUP = grp.getgrgid(os.getgid()).gr_name
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the module gives the release's files to root")
 
 
-def artifact(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
-    manifest = json.dumps({"kind": "node", "name": "web", "version": "1.0.0"}).encode()
+def artifact(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None,
+             manifest: dict | None = None) -> Path:
+    text = json.dumps(manifest or {"kind": "node", "name": "web", "version": "1.0.0"}).encode()
     with tarfile.open(path, "w:gz") as tar:
-        for name, data in {"manifest.json": manifest, **members}.items():
+        for name, data in {"manifest.json": text, **members}.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
@@ -37,11 +40,13 @@ def artifact(path: Path, members: dict[str, bytes], links: dict[str, str] | None
     return path
 
 
-def install(tmp_path: Path, src: Path, dest: Path, check: bool = False) -> dict:
-    args = {"src": str(src), "dest": str(dest), "group": GROUP, "kind": "node", "_ansible_check_mode": check}
+def install(tmp_path: Path, src: Path, dest: Path, check: bool = False, kind: str = "node") -> dict:
+    args = {"src": str(src), "dest": str(dest), "group": GROUP, "kind": kind, "_ansible_check_mode": check}
+    if kind == "python":
+        args["python"] = sys.executable
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    done = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, timeout=300)
     return json.loads(done.stdout)
 
 
@@ -92,3 +97,51 @@ def test_a_member_leaving_the_release_is_refused_and_nothing_is_marked_installed
 def test_a_missing_artifact_is_named(tmp_path):
     gone = install(tmp_path, tmp_path / "nothing.tar.gz", tmp_path / "1.0.0")
     assert gone.get("failed") is True and "nothing.tar.gz is not on the host" in gone["msg"], gone
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def wheels() -> dict[str, bytes]:
+    """A tiny app wheel, and the running pip zipped as the wheel the control node puts in `installer/`."""
+    import pip
+
+    root = Path(pip.__file__).parent
+    pip_files = {str(p.relative_to(root.parent)): p.read_bytes() for p in root.rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts}
+    info = "hello_app-1.0.0.dist-info/"
+    app = {"hello_app/__init__.py": b'GREETING = "hello"\n',
+           info + "METADATA": b"Metadata-Version: 2.1\nName: hello-app\nVersion: 1.0.0\n",
+           info + "WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+           info + "RECORD": b""}
+    return {"hello_app-1.0.0-py3-none-any.whl": _zip(app), "pip-0-py3-none-any.whl": _zip(pip_files)}
+
+
+@pytest.mark.parametrize("with_installer", [True, False], ids=["pip-from-the-artifact", "older-artifact"])
+def test_a_python_release_gets_its_virtualenv_and_wheels_with_no_index(tmp_path, wheels, with_installer):
+    package = "hello_app-1.0.0-py3-none-any.whl"
+    manifest = {"kind": "python", "name": "hello", "version": "1.0.0", "package": package}
+    members = {f"wheels/{package}": wheels[package]}
+    if with_installer:
+        manifest["installer"] = "pip-0-py3-none-any.whl"
+        members["installer/pip-0-py3-none-any.whl"] = wheels["pip-0-py3-none-any.whl"]
+    dest = tmp_path / "1.0.0"
+    done = install(tmp_path, artifact(tmp_path / "a.tar.gz", members, manifest=manifest), dest, kind="python")
+
+    assert done["changed"] is True, done
+    python = dest / "venv" / "bin" / "python"
+    said = subprocess.run([str(python), "-c", "import hello_app; print(hello_app.GREETING)"],
+                          capture_output=True, text=True, timeout=60)
+    assert said.stdout.strip() == "hello", said.stderr
+    log = (dest / "install.log").read_text()
+    assert "--no-index" in log and "Successfully installed hello-app-1.0.0" in log, log
+    # The artifact's pip installs and stays out of the release's virtualenv; an older artifact's venv has its own.
+    has_pip = any((dest / "venv" / "lib").glob("python3*/site-packages/pip"))
+    assert has_pip is not with_installer
+    assert (dest / ".installed").is_file()
