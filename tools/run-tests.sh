@@ -48,7 +48,7 @@ fleet_rc=$?
 fleet_time=$(cat "$REPORTS/fleet.seconds" 2>/dev/null || echo 0)
 printf '{"pytest tests/fleet": {"rc": %d, "seconds": %d}, "pytest (the rest)": {"rc": %d, "seconds": %d}, "molecule": {"rc": %d, "seconds": %d}, "all": {"rc": %d, "seconds": %d}}\n' \
   "$fleet_rc" "$fleet_time" "$rest_rc" "${rest_time%s}" "$molecule_rc" "${molecule_time%s}" \
- "$(( lint_rc || rest_rc || molecule_rc || fleet_rc ))" "$(( $(date +%s) - started ))" >"$REPORTS/streams.json"
+  "$(( lint_rc || rest_rc || molecule_rc || fleet_rc ))" "$(( $(date +%s) - started ))" >"$REPORTS/streams.json"
 echo "===== tests/fleet ($LOGS/fleet.log)"
 cat "$LOGS/fleet.log"
 echo "===== streams: lint rc=$lint_rc in $lint_time; pytest (rest) rc=$rest_rc in $rest_time; molecule rc=$molecule_rc in $molecule_time;" \
