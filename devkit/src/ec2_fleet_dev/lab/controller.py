@@ -255,6 +255,8 @@ class Controller:
             "db": {"alias": self.config.db_alias, "state": db.state if db else "absent", "ips": db_ips},
             "pooler": self._pooler_status(containers),
             "external_redis": dict(self.internet.status) if self.internet else {},
+            "images": [{"ami": ami, "image": image, "seconds": self.fleet.images.seconds.get(ami)}
+                       for ami, image in sorted(self.fleet.images.committed.items())],
             "faults": asdict(self.fleet.faults),
             "errors": dict(self.fleet.errors),
             "updated": time.time(),

@@ -14,6 +14,7 @@ from ec2_fleet_dev.lab import faults, firewall, podman
 from ec2_fleet_dev.lab.cache import RedisGroups, cache_groups
 from ec2_fleet_dev.lab.config import LABEL, LabConfig
 from ec2_fleet_dev.lab.database import Database
+from ec2_fleet_dev.lab.images import Images
 from ec2_fleet_dev.lab.instances import ROLE, Instance, create_instance, lab_instances
 from ec2_fleet_dev.lab.internet import add_hosts_entry
 from ec2_fleet_dev.lab.networks import Network, Networks
@@ -37,6 +38,7 @@ class Fleet:
         self.net = Networks(config, lambda ip: self.meta_by_ip.get(ip), lambda: self.instance_ips.values())
         self.cache = RedisGroups(config, ca, self.net)
         self.database = Database(config, db_password, self.net)
+        self.images = Images(config)  # AMIs made from lab instances: committed containers
         self._warned: dict[str, float] = {}
         self._firewall: firewall.Firewall | None = None
         # Names every new instance gets in /etc/hosts (the internet Redis), as its DNS would answer them.
@@ -83,6 +85,7 @@ class Fleet:
         self._guard("firewall", self._firewall.apply, [n.cidr for n in self.networks.values()],
                     [i.ip for i in instances if i.role == "bastion"])
 
+        self._guard("images", self.images.reconcile)
         actual = podman.containers(self.lab)
         running = self._reconcile_instances(instances, actual)
         for network in self.networks.values():
@@ -117,6 +120,9 @@ class Fleet:
                 continue
             cname = f"{self.lab}-{inst.id}"
             c = actual.get(cname)
+            if inst.id in self.images.busy:  # shut down for its AMI's snapshot: EC2 starts it again
+                running[inst.id] = inst
+                continue
             if inst.id in self.faults.killed_instances:  # labctl fault instance-kill: dead, and left dead
                 if c is not None and c.state == "running":
                     log.warning("Killing %s (labctl fault instance-kill)", cname)
@@ -129,7 +135,8 @@ class Fleet:
             if c is not None:
                 log.warning("Container %s is %s: recreating it", cname, c.state)
                 podman.remove_container(cname)
-            if self._guard(f"instance {inst.id}", create_instance, self.config, inst, self.networks[inst.vpc_id].name):
+            if self._guard(f"instance {inst.id}", create_instance, self.config, inst, self.networks[inst.vpc_id].name,
+                           self.images.image_of(inst.image_id)):
                 running[inst.id] = inst
                 for name, ip in self.extra_hosts.items():
                     self._guard(f"instance {inst.id} /etc/hosts", add_hosts_entry, cname, ip, name)

@@ -1,9 +1,16 @@
 """The lab's instances: every running lab instance in moto (tag:Project, tag:Environment) is a systemd
-container at its private IP, with the key pair's public key for `ubuntu` as cloud-init would put it."""
+container at its private IP, started from the lab's host image or from the image committed for its AMI
+(images.py), with what cloud-init does at boot: the SSH host keys that are missing made (an image's are
+removed when it is baked), the key pair's public key for `ubuntu`, and the user data run once per instance
+as cloud-init's scripts-user does (a shell script; output in /var/log/cloud-init-output.log)."""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import io
 import logging
+import tarfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,13 +74,13 @@ def lab_instances(config: LabConfig, ec2: Any) -> list[Instance]:
     return result
 
 
-def create_instance(config: LabConfig, inst: Instance, network: str) -> None:
-    """Start the instance's container on its VPC's network, then install the key pair's public key."""
+def create_instance(config: LabConfig, inst: Instance, network: str, image: str | None = None) -> None:
+    """Start the instance's container on its VPC's network (from `image`, default the lab's host image) with its
+    user data to run at first boot, then install the key pair's public key."""
     lab = config.name
     cname = f"{lab}-{inst.id}"
     podman.podman(
-        "run",
-        "-d",
+        "create",
         "--name",
         cname,
         "--hostname",
@@ -94,18 +101,22 @@ def create_instance(config: LabConfig, inst: Instance, network: str) -> None:
         network,
         "--ip",
         inst.ip,
-        config.host_image,
+        image or config.host_image,
         "/lib/systemd/systemd",
     )
+    script = user_data(config.region, inst.id)
+    podman.podman("cp", "-", f"{cname}:/", stdin_bytes=cloud_init_files(inst.id, script))
+    podman.podman("start", cname)
     public_key = _public_key(config.region, inst.key_name)
     if public_key:  # as cloud-init does with the key pair
-        script = (
+        keys_script = (
             "install -d -m 0700 -o ubuntu -g ubuntu /home/ubuntu/.ssh && "
             "cat > /home/ubuntu/.ssh/authorized_keys && "
             "chown ubuntu:ubuntu /home/ubuntu/.ssh/authorized_keys && chmod 0600 /home/ubuntu/.ssh/authorized_keys"
         )
-        podman.podman("exec", "-i", cname, "sh", "-c", script, stdin=public_key.strip() + "\n")
-    log.info("Instance %s runs as %s at %s (key pair %s)", inst.id, cname, inst.ip, inst.key_name or "none")
+        podman.podman("exec", "-i", cname, "sh", "-c", keys_script, stdin=public_key.strip() + "\n")
+    log.info("Instance %s runs as %s at %s from %s (key pair %s, user data: %s)", inst.id, cname, inst.ip,
+             image or config.host_image, inst.key_name or "none", "yes" if script is not None else "none")
 
 
 def _public_key(region: str, key_name: str | None) -> str | None:
@@ -113,3 +124,82 @@ def _public_key(region: str, key_name: str | None) -> str | None:
         return None
     pair = moto_lab.backend("ec2", region).key_pairs.get(key_name)
     return pair.public_key if pair is not None else None
+
+
+# The lab's stand-in for cloud-init.service's cc_ssh: host keys for the instance before sshd starts (an image
+# baked by bake.yml has none; ssh-keygen -A makes only those missing).
+CLOUD_INIT = """[Unit]
+Description=Make the SSH host keys that are missing, as cloud-init's cc_ssh (lab)
+Before=ssh.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# The lab's stand-in for cloud-final.service's scripts-user: the user data, once per instance id (a new
+# instance from an image of another keeps nothing of the other's run), after the network is up.
+CLOUD_FINAL = """[Unit]
+Description=Run the instance's user data once, as cloud-init's scripts-user (lab)
+After=network-online.target
+Wants=network-online.target
+ConditionPathExists=!/var/lib/cloud/instances/{id}/sem/config_scripts_user
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+TimeoutStartSec=0
+ExecStart=/bin/sh -c '/var/lib/cloud/instance/scripts/part-001 >>/var/log/cloud-init-output.log 2>&1; rc=$?; \
+ mkdir -p /var/lib/cloud/instances/{id}/sem && touch /var/lib/cloud/instances/{id}/sem/config_scripts_user; exit $rc'
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def user_data(region: str, instance_id: str) -> bytes | None:
+    """The instance's user data (gunzipped as cloud-init does), or None without any."""
+    encoded = moto_lab.backend("ec2", region).get_instance(instance_id).user_data
+    if encoded is None:
+        return None
+    raw = base64.b64decode(encoded.as_bytes())
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if not raw.startswith(b"#!"):
+        # cloud-config and MIME multi-part are cloud-init's; the lab runs scripts only, and says so
+        log.warning("Instance %s: user data is not a script (#!): the lab does not run it", instance_id)
+    return raw
+
+
+def cloud_init_files(instance_id: str, script: bytes | None) -> bytes:
+    """A tar stream of the lab's cloud-init units and, with user data, where cloud-init keeps it."""
+    files: list[tuple[str, bytes, int]] = [("etc/systemd/system/cloud-init.service", CLOUD_INIT.encode(), 0o644)]
+    links = ["cloud-init.service"]
+    folders = []
+    if script is not None:
+        folders = ["var/lib/cloud", "var/lib/cloud/instance", "var/lib/cloud/instance/scripts"]
+        files += [
+            ("var/lib/cloud/instance/user-data.txt", script, 0o600),
+            ("var/lib/cloud/instance/scripts/part-001", script if script.startswith(b"#!") else b"#!/bin/sh\n", 0o700),
+            ("etc/systemd/system/cloud-final.service", CLOUD_FINAL.format(id=instance_id).encode(), 0o644),
+        ]
+        links.append("cloud-final.service")
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for name, data, mode in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+        for unit in links:
+            link = tarfile.TarInfo(f"etc/systemd/system/multi-user.target.wants/{unit}")
+            link.type, link.linkname = tarfile.SYMTYPE, f"/etc/systemd/system/{unit}"
+            tar.addfile(link)
+    return out.getvalue()

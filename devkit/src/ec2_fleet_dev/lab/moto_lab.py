@@ -1,6 +1,8 @@
 """moto, in-process, with the lab's patches: describe_target_health tells what the load balancer
 sees (initial, healthy, unhealthy, draining, unused) and deregistration drains for the target
-group's delay; ElastiCache keeps the AUTH token so the lab's Redis can require it."""
+group's delay; ElastiCache keeps the AUTH token so the lab's Redis can require it; CreateImage
+leaves the AMI pending until the lab has committed the instance's container, and RebootInstances
+restarts it (images.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.backends import get_backend
+from moto.ec2.models.amis import AmiBackend
+from moto.ec2.models.instances import InstanceBackend
+from moto.ec2.responses.amis import AmisResponse
 from moto.elasticache.models import ElastiCacheBackend
 from moto.elbv2.exceptions import ELBClientError
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
@@ -60,6 +65,43 @@ class HealthBook:
 
 
 BOOK = HealthBook()  # moto's backends are process-wide, so is the book their patches read
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    ami_id: str
+    instance_id: str
+    reboot: bool  # CreateImage without NoReboot: EC2 shuts the instance down for the snapshot
+
+
+@dataclass
+class ImageBook:
+    """CreateImage calls (moto's request threads) waiting for the lab's fleet loop (images.py)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: list[ImageRequest] = field(default_factory=list)
+    reboots: list[str] = field(default_factory=list)  # RebootInstances: instance ids
+
+    def add(self, request: ImageRequest) -> None:
+        with self.lock:
+            self.requests.append(request)
+
+    def take(self) -> list[ImageRequest]:
+        with self.lock:
+            taken, self.requests = self.requests, []
+        return taken
+
+    def reboot(self, instance_ids: list[str]) -> None:
+        with self.lock:
+            self.reboots.extend(instance_ids)
+
+    def take_reboots(self) -> list[str]:
+        with self.lock:
+            taken, self.reboots = self.reboots, []
+        return taken
+
+
+IMAGES = ImageBook()
 
 
 def deregistration_delay(tg: FakeTargetGroup) -> float:
@@ -155,6 +197,44 @@ def _create_replication_group(self: ElastiCacheBackend, *args: Any, **kwargs: An
     return _orig_create_replication_group(self, *args, **kwargs)
 
 
+_orig_create_image = AmisResponse.create_image
+
+
+def _create_image(self: AmisResponse) -> Any:
+    """As EC2: the AMI is pending until its snapshot is taken (moto: available at once)."""
+    result = _orig_create_image(self)
+    ami_id = result.result["ImageId"]
+    self.ec2_backend.amis[ami_id].state = "pending"
+    IMAGES.add(ImageRequest(ami_id, self._get_param("InstanceId"), not self._get_bool_param("NoReboot", False)))
+    return result
+
+
+_orig_reboot_instances = InstanceBackend.reboot_instances
+
+
+def _reboot_instances(self: InstanceBackend, instance_ids: list[str]) -> list:
+    """As EC2: the instance reboots (moto only records it); the lab restarts its container (images.py)."""
+    rebooted = _orig_reboot_instances(self, instance_ids)
+    IMAGES.reboot([i.id for i in rebooted])
+    return rebooted
+
+
+_orig_backend_create_image = AmiBackend.create_image
+
+
+def _backend_create_image(
+    self: AmiBackend, instance_id: str, name: str, description: str, tag_specifications: list[dict[str, Any]]
+) -> Any:
+    """As EC2: tags for the image's snapshot too (amazon.aws.ec2_ami sends them; moto raises NotImplemented)."""
+    snapshot_tags = {t["Key"]: t["Value"] for spec in tag_specifications if spec.get("ResourceType") == "snapshot"
+                     for t in spec.get("Tags", [])}  # fmt: skip
+    others = [spec for spec in tag_specifications if spec.get("ResourceType") != "snapshot"]
+    ami = _orig_backend_create_image(self, instance_id, name, description, others)
+    if snapshot_tags:
+        self.create_tags([ami.ebs_snapshot.id], snapshot_tags)  # type: ignore[attr-defined]
+    return ami
+
+
 def patch() -> None:
     FakeTargetGroup.register = _register
     FakeTargetGroup.deregister = _deregister
@@ -162,6 +242,9 @@ def patch() -> None:
     ELBv2Backend.describe_target_health = _describe_target_health
     ELBv2Backend.delete_load_balancer = _delete_load_balancer
     ElastiCacheBackend.create_replication_group = _create_replication_group
+    AmisResponse.create_image = _create_image
+    AmiBackend.create_image = _backend_create_image
+    InstanceBackend.reboot_instances = _reboot_instances
 
 
 def start(host: str, port: int) -> ThreadedMotoServer:

@@ -20,8 +20,16 @@ class PodmanError(RuntimeError):
     pass
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
-    proc = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, input=stdin, check=False)
+def podman(
+    *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None, stdin_bytes: bytes | None = None
+) -> str:
+    if stdin_bytes is not None:
+        raw = subprocess.run(["podman", *args], capture_output=True, timeout=timeout, input=stdin_bytes, check=False)
+        proc = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(errors="replace"),
+                                           raw.stderr.decode(errors="replace"))
+    else:
+        proc = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, input=stdin,
+                              check=False)
     if check and proc.returncode != 0:
         raise PodmanError(f"podman {' '.join(args[:3])} ... failed ({proc.returncode}): {proc.stderr.strip()[-600:]}")
     return proc.stdout
@@ -70,7 +78,8 @@ def image_exists(image: str) -> bool:
 
 
 def sweep(lab: str) -> list[str]:
-    """Remove every container and network labelled with this lab; return what was removed."""
+    """Remove every container, network and image (AMIs, images.py) labelled with this lab; return what was
+    removed."""
     removed = []
     for name in containers(lab):
         remove_container(name)
@@ -78,4 +87,10 @@ def sweep(lab: str) -> list[str]:
     for name in networks(lab):
         podman("network", "rm", "-f", name, check=False)
         removed.append(f"network {name}")
+    images = podman("images", "--filter", f"label={LABEL}={lab}", "--format", "{{.Id}} {{.Repository}}:{{.Tag}}",
+                    check=False)
+    for line in images.splitlines():
+        image_id, _, name = line.partition(" ")
+        podman("rmi", "-f", image_id, check=False)
+        removed.append(f"image {name}")
     return removed
