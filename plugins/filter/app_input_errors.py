@@ -45,6 +45,14 @@ def app_input_errors(
         e.append(f"app_version must match {version_pattern} (letters, digits, '.', '_', '-'), got '{version}'")
     if rollback_to and not matches(version_pattern, rollback_to):
         e.append(f"app_rollback_to must match {version_pattern}, got '{rollback_to}'")
+    if as_bool(inputs.get("app_bake")):
+        if as_bool(rolling_back) or as_bool(inputs.get("app_stage_only")):
+            e.append("app_bake bakes app_version into an image: it cannot be combined with app_rollback, "
+                     "app_rollback_to or app_stage_only")
+        baked = [k for k in ("app_database_url", "app_redis_url", "app_env") if inputs.get(k)]
+        if baked:
+            e.append(f"app_bake: nothing environment-specific is baked into an image, so {', '.join(baked)} must be "
+                     "empty (the instance reads its environment's values at boot)")
     if (as_int(inputs["app_keep_releases"]) or 0) < 2:
         e.append(
             "app_keep_releases must be at least 2 (the active release and the previous one), "

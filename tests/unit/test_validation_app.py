@@ -17,7 +17,7 @@ INPUTS = [
     "app_name", "app_version", "app_rollback_to", "app_keep_releases", "app_root", "app_user", "app_instances",
     "app_port", "app_health_path", "app_ready_path", "app_activation_timeout", "app_log_lines",
     "app_python_interpreter", "app_node_binary", "app_env", "app_release_env", "app_database_url",
-    "app_redis_url", "app_supervisor_options",
+    "app_redis_url", "app_supervisor_options", "app_bake", "app_stage_only",
 ]  # fmt: skip
 
 
@@ -42,6 +42,14 @@ def test_the_defaults_with_a_version_have_no_errors() -> None:
 def test_every_input_the_task_passes_is_a_role_default() -> None:
     task = (ROLE / "tasks" / "validate.yml").read_text()
     assert all(f"{name}: \"{{{{ {name} }}}}\"" in task for name in INPUTS)
+
+
+def test_a_bake_with_nothing_environment_specific_has_no_errors() -> None:
+    assert errors(app_bake=True) == []
+    assert errors(rolling_back=True, app_version="", app_bake=True) == [
+        "app_bake bakes app_version into an image: it cannot be combined with app_rollback, app_rollback_to or "
+        "app_stage_only"
+    ]
 
 
 def test_a_rollback_needs_no_version() -> None:
@@ -86,6 +94,11 @@ CASES = [
      "shown)"),
     ({"app_redis_url": "redis:///0"}, "app_redis_url must be a redis:// or rediss:// URL with a host (value not "
      "shown)"),
+    ({"app_bake": True, "app_stage_only": True}, "app_bake bakes app_version into an image: it cannot be combined "
+     "with app_rollback, app_rollback_to or app_stage_only"),
+    ({"app_bake": True, "app_database_url": "postgresql://u:p@db/orders", "app_env": {"A": "1"}},
+     "app_bake: nothing environment-specific is baked into an image, so app_database_url, app_env must be empty "
+     "(the instance reads its environment's values at boot)"),
     ({"app_supervisor_options": {"command": "/bin/true", "port": 1, "kill_timeout": 5}},
      "app_supervisor_options must not set command, port (the role sets them from its own app_* inputs)"),
 ]
