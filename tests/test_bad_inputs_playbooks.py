@@ -85,6 +85,13 @@ CASES = [
     ("site-empty-vault-variable", "site", "lab", {"fleet_vault_variables": [VAULT_DB],
      "vault_fleet_database_url": ""}, "dead",
      "vault_fleet_database_url (the PostgreSQL URL of the app) is missing or empty"),
+    ("bake-keep-no-image", "bake", "lab", {"bake_keep_images": 0}, "dead", "bake_keep_images at least 1 (got '0')"),
+    ("bake-malformed-app-version", "bake", "lab", {"app_version": "1.0/../x"}, "dead",
+     "app_version a release such as 1.2.0 (got '1.0/../x')"),
+    ("bake-force-not-a-boolean", "bake", "lab", {"bake_force": "maybe"}, "dead",
+     "bake_force true or false (got 'maybe')"),
+    ("bake-inventory-without-env", "bake", "no-env", {}, "dead",
+     "bake.yml needs -i inventories/ENV (got environment 'unset-environment')"),
     ("provision-placeholder-vault-variable", "provision", "lab", {**NO_KEY_FILE, "fleet_vault_variables":
      [VAULT_DB, VAULT_CACHE], "vault_aws_cache_auth_token": "CHANGE-ME-to-a-random-token"}, "dead",
      "vault_aws_cache_auth_token (the Redis AUTH token) is still the placeholder of vault.yml.example"),

@@ -18,6 +18,7 @@ ROLES = [
     "frontend",
     "aws_monitoring",
     "cloudwatch_agent",
+    "aws_image",
 ]
 
 

@@ -1,0 +1,179 @@
+"""bake.yml in the lab: the image of the release the fleet runs, baked on a builder instance the playbook
+launches in the environment's private subnet and reaches through the bastion, imaged (the lab commits the
+builder's container: devkit lab/images.py) and terminated. The image is then used as an Auto Scaling group
+would: an instance launched from it, with no key pair and no playbook run, has the release current and the
+app's units but not started, no secret and no key of the builder; writing the environment's env file and
+starting the app is all it takes to serve (what the instance's boot does in asg mode). A second run reuses
+the image; bad inputs are refused before anything is launched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from urllib.parse import urlparse
+
+import pytest
+from test_30_rolling import aws
+
+from ec2_fleet_dev.labs import LAB_TAGS
+from ec2_fleet_dev.lbhttp import http
+
+pytestmark = pytest.mark.fleet
+
+APP = "orders-api"
+ENV_FILE = f"/etc/ec2-fleet/supervisor/{APP}.env"
+BUILDER_ROLE = "image-builder"
+
+
+def sh(container: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", "exec", container, "sh", "-c", command], capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def container(fleet, instance_id: str) -> str:
+    return f"{fleet.env['EC2_FLEET_LAB_NAME']}-{instance_id}"
+
+
+def running(fleet, role: str) -> list[dict]:
+    found = aws(fleet, "ec2").describe_instances(Filters=[
+        {"Name": "tag:Role", "Values": [role]}, {"Name": "instance-state-name", "Values": ["pending", "running"]},
+    ])["Reservations"]  # fmt: skip
+    return [i for r in found for i in r["Instances"]]
+
+
+def images(fleet) -> list[dict]:
+    return aws(fleet, "ec2").describe_images(Owners=["self"], Filters=[{"Name": "tag:App", "Values": [APP]}])["Images"]
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def baked(converged):
+    fleet = converged
+    status, _, body = http(fleet.endpoints["lb_url"] + "/version")
+    assert status == 200, body
+    release = body["version"]
+    started = time.monotonic()
+    run = fleet.play("bake", extra={"app_version": release})
+    seconds = time.monotonic() - started
+    (fleet.state_dir / "bake.log").write_text(run.output)  # the whole run, for a failure's reader
+    assert run.rc == 0, run.tail(6000)
+    found = [i for i in images(fleet) if {"Key": "Release", "Value": release} in i["Tags"]]
+    assert len(found) == 1, found
+    print(f"\nFIGURE bake_seconds={seconds:.1f} (bake.yml of {release}: builder, converge, image, terminate)")
+    return fleet, release, run, found[0]
+
+
+def test_bake_makes_an_image_tagged_with_the_release_and_its_source_and_terminates_the_builder(baked):
+    fleet, release, run, image = baked
+    tags = {t["Key"]: t["Value"] for t in image["Tags"]}
+    artifact = next((fleet.state_dir / "artifacts" / APP / release).glob(f"{APP}-{release}-*.tar.gz"))
+    assert tags["Source"] == hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert (tags["Project"], tags["App"], tags["Release"], tags["Runtime"]) == ("ec2-fleet", APP, release, "python")
+    assert tags["BaseImage"].startswith("ami-") and tags["BaseImage"] != image["ImageId"]
+    assert "Environment" not in tags  # an image serves every environment
+    assert image["State"] == "available"
+    assert f"{APP} {release}: image {image['ImageId']}" in run.output and "baked now" in run.output
+    # The builder is gone, and so is its container.
+    assert running(fleet, BUILDER_ROLE) == []
+    lab = fleet.env["EC2_FLEET_LAB_NAME"]
+    names = subprocess.run(["podman", "ps", "-a", "--filter", f"label=ec2-fleet-lab={lab}", "--format",
+                            "{{.Names}}"], capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    builders = [i["InstanceId"] for i in aws(fleet, "ec2").describe_instances(
+        Filters=[{"Name": "tag:Role", "Values": [BUILDER_ROLE]}])["Reservations"][0]["Instances"]]  # fmt: skip
+    assert not any(b in n for b in builders for n in names), names
+
+
+def test_an_instance_from_the_image_holds_the_release_no_secret_and_serves_once_given_its_env_file(baked):
+    fleet, release, _, image = baked
+    ec2 = aws(fleet, "ec2")
+    web = running(fleet, "web")[0]
+    launched = ec2.run_instances(
+        ImageId=image["ImageId"], MinCount=1, MaxCount=1, InstanceType="t3.small", SubnetId=web["SubnetId"],
+        SecurityGroupIds=[g["GroupId"] for g in web["SecurityGroups"]],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [*LAB_TAGS, {"Key": "Role", "Value": "bake-check"}]}],
+    )["Instances"][0]  # fmt: skip
+    new = launched["InstanceId"]
+    name = container(fleet, new)
+    try:
+        wait_for(f"{name} booted", lambda: sh(name, "systemctl is-system-running --wait", timeout=120).stdout.strip()
+                 in ("running", "degraded"), 180)  # fmt: skip
+        # The release, current and installed, with its units; the app neither enabled nor started.
+        assert sh(name, f"readlink /srv/{APP}/current").stdout.strip() == f"releases/{release}"
+        assert sh(name, f"test -e /srv/{APP}/releases/{release}/.installed").returncode == 0
+        assert sh(name, f"systemctl is-enabled {APP}.target").stdout.strip() != "enabled"
+        assert sh(name, f"systemctl is-active {APP}.target").stdout.strip() != "active"
+        assert '"release": "' + release + '"' in sh(name, "cat /etc/ec2-fleet/image.json").stdout
+        assert "--ssm-path" in sh(name, "ec2-fleet-boot --help").stdout  # the instance's own boot is there
+        # Nothing of an environment or of the builder: no database or cache URL, no authorized key (this
+        # instance has no key pair), its own machine id and SSH host keys.
+        env = sh(name, f"cat {ENV_FILE}").stdout
+        assert "DATABASE_URL" not in env and "REDIS_URL" not in env, env
+        assert sh(name, "ls /home/*/.ssh/authorized_keys /root/.ssh/authorized_keys").returncode != 0
+        assert len(sh(name, "cat /etc/machine-id").stdout.strip()) == 32
+        web_name = container(fleet, web["InstanceId"])
+        fingerprint = "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"
+        assert sh(name, fingerprint).stdout.split()[1] != sh(web_name, fingerprint).stdout.split()[1]
+        # No secret of the environment anywhere on the image's disk.
+        web_env = sh(web_name, f"cat {ENV_FILE}").stdout
+        urls = dict(line.split("=", 1) for line in web_env.splitlines() if "=" in line and not line.startswith("#"))
+        secrets = [p for p in (urlparse(urls["DATABASE_URL"].strip('"')).password,
+                               urlparse(urls["REDIS_URL"].strip('"')).password) if p]  # fmt: skip
+        assert secrets, "the fleet's env file has no password to look for"
+        image_name = f"localhost/{fleet.env['EC2_FLEET_LAB_NAME']}-ami:{image['ImageId']}"
+        grep = subprocess.run(
+            ["podman", "run", "--rm", "--network", "none", image_name, "grep", "-rIl",
+             *[a for s in secrets for a in ("-e", s)], "/etc", "/srv", "/home", "/root", "/var", "/opt", "/usr/local"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert grep.returncode == 1 and grep.stdout == "", grep.stdout + grep.stderr
+        # The env file the boot writes is all it takes (with, in the lab, the cache's CA it names, which the
+        # boot installs as cloud-init's ca_certs would): the app starts and answers ready, with the release.
+        copies = {ENV_FILE: web_env}
+        if "REDIS_CA_FILE" in urls:
+            ca_path = urls["REDIS_CA_FILE"].strip('"')
+            copies[ca_path] = sh(web_name, f"cat {ca_path}").stdout
+        for path, content in copies.items():
+            copy = subprocess.run(["podman", "exec", "-i", name, "sh", "-c", f"cat > {path}"], input=content,
+                                  text=True, capture_output=True, timeout=30)  # fmt: skip
+            assert copy.returncode == 0, copy.stderr
+        start = sh(name, f"systemctl start {APP}.target && fleetctl reload {APP} --path=/ready --timeout=60", 180)
+        assert start.returncode == 0, start.stdout + start.stderr + sh(name, f"journalctl -n 40 -u '{APP}@*'").stdout
+        version = sh(name, "python3 -c \"import urllib.request; print(urllib.request.urlopen("
+                           "'http://127.0.0.1:8000/version', timeout=5).read().decode())\"").stdout
+        assert f'"version": "{release}"' in version or f'"version":"{release}"' in version, version
+    finally:
+        ec2.terminate_instances(InstanceIds=[new])
+
+
+def test_a_second_bake_of_the_release_reuses_its_image(baked):
+    fleet, release, _, image = baked
+    run = fleet.play("bake", extra={"app_version": release})
+    assert run.rc == 0, run.tail()
+    assert f"image {image['ImageId']}" in run.output and "reused" in run.output
+    assert run.recap()["localhost"]["changed"] == 0, run.recap()
+    assert [i["ImageId"] for i in images(fleet) if {"Key": "Release", "Value": release} in i["Tags"]] == [
+        image["ImageId"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [({"bake_keep_images": 0}, "bake_keep_images at least 1"), ({"app_version": "1.0/x"}, "app_version a release")],
+)
+def test_bad_bake_inputs_are_refused_before_a_builder_is_launched(baked, extra, named):
+    fleet = baked[0]
+    run = fleet.play("bake", extra=extra)
+    assert run.rc != 0 and named in run.output, run.tail()
+    assert running(fleet, BUILDER_ROLE) == []
