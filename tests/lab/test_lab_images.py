@@ -70,6 +70,11 @@ def test_create_image_is_pending_until_the_instance_is_committed_and_reboots_it(
     # Its boot made new host keys, and sshd runs with them.
     assert sh(cname, "test -s /etc/ssh/ssh_host_ed25519_key && systemctl is-active ssh").returncode == 0
     assert any(ami in name for name in podman_images(lab))
+    # A container run from the image outside the lab (as a test inspects it) is no instance: the lab leaves it.
+    inspect = subprocess.run(["podman", "run", "--rm", "--network", "none", f"localhost/{lab.name}-ami:{ami}",
+                              "sh", "-c", "sleep 8; cat /opt/baked/marker"], capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+    assert inspect.returncode == 0 and inspect.stdout.strip() == marker, inspect
     lab.facts["ami"], lab.facts["marker"] = ami, marker
     # With NoReboot the instance keeps running through the snapshot.
     assert sh(cname, "touch /run/before-image").returncode == 0

@@ -21,6 +21,7 @@ from ec2_fleet_dev.lab.config import LABEL, LabConfig
 log = logging.getLogger(__name__)
 
 AMI_LABEL = f"{LABEL}.ami"
+ROLE = f"{LABEL}.role"  # as instances.py: a container of the image is no instance unless the lab starts it as one
 
 
 def image_name(lab: str, ami_id: str) -> str:
@@ -84,8 +85,11 @@ class Images:
             if request.reboot:
                 podman.podman("stop", "-t", "60", cname, timeout=120)
             podman.podman(
+                # The committed container's labels come with it: role=image, so that a container run from the
+                # image (not as an instance) is never taken for the imaged instance and removed.
                 "commit", "--pause=true", "--change", f"LABEL {LABEL}={self.config.name}",
-                "--change", f"LABEL {AMI_LABEL}={request.ami_id}", cname, image, timeout=900,
+                "--change", f"LABEL {AMI_LABEL}={request.ami_id}", "--change", f"LABEL {ROLE}=image",
+                cname, image, timeout=900,
             )  # fmt: skip
             with self._lock:
                 self.committed[request.ami_id] = image
