@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 from test_30_rolling import aws
 
-from ec2_fleet_dev.labs import LAB_TAGS
+from ec2_fleet_dev.labs import LAB_TAGS, wait_for
 from ec2_fleet_dev.lbhttp import http
 
 pytestmark = pytest.mark.fleet
@@ -45,17 +45,6 @@ def running(fleet, role: str) -> list[dict]:
 
 def images(fleet) -> list[dict]:
     return aws(fleet, "ec2").describe_images(Owners=["self"], Filters=[{"Name": "tag:App", "Values": [APP]}])["Images"]
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
