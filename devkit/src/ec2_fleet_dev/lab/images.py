@@ -17,11 +17,11 @@ from typing import Any
 
 from ec2_fleet_dev.lab import moto_lab, podman
 from ec2_fleet_dev.lab.config import LABEL, LabConfig
+from ec2_fleet_dev.lab.instances import ROLE
 
 log = logging.getLogger(__name__)
 
 AMI_LABEL = f"{LABEL}.ami"
-ROLE = f"{LABEL}.role"  # as instances.py: a container of the image is no instance unless the lab starts it as one
 
 
 def image_name(lab: str, ami_id: str) -> str:
