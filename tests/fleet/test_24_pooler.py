@@ -60,7 +60,8 @@ def pooler_show(fleet, what: str) -> list[dict[str, str]]:
         capture_output=True, text=True, timeout=60, env=fleet.env, check=False,
     )
     assert result.returncode == 0, result.stderr
-    header, *rows = result.stdout.strip().splitlines()
+    # Only the newlines: the last row may end in empty fields, whose tabs a strip() would take (CI, 2026-12-06).
+    header, *rows = result.stdout.rstrip("\n").splitlines()
     names = header.split("\t")
     return [dict(zip(names, row.split("\t"), strict=True)) for row in rows]
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ec2_fleet_dev.lab import faults, firewall, podman
+from ec2_fleet_dev.lab import aws_endpoints, faults, firewall, keys, podman
 from ec2_fleet_dev.lab.cache import RedisGroups, cache_groups
 from ec2_fleet_dev.lab.config import LABEL, LabConfig
 from ec2_fleet_dev.lab.database import Database
@@ -35,7 +35,15 @@ class Fleet:
         self.meta_by_ip: dict[str, dict[str, str]] = {}
         self.errors: dict[str, str] = {}
         self.faults = faults.Faults()  # `labctl.py fault`: wanted on purpose
-        self.net = Networks(config, lambda ip: self.meta_by_ip.get(ip), lambda: self.instance_ips.values())
+        # AWS's public endpoints for the instances (aws_endpoints.py): a root CA of their own, trusted by
+        # every instance from its first boot, and what each instance reaches of them.
+        aws_ca = keys.ca(config.state_dir / "tls-aws", "ec2-fleet lab AWS root")
+        self.aws_ca = aws_ca[0].read_bytes()
+        self.aws_cert = keys.server_cert(*aws_ca, config.state_dir / "tls-aws" / "endpoints",
+                                         [f"*.{config.region}.amazonaws.com"], [])
+        self.instances: dict[str, Instance] = {}  # running lab instance id -> Instance
+        self.net = Networks(config, lambda ip: self.meta_by_ip.get(ip), lambda: self.instance_ips.values(),
+                            (self.aws_cert, self.aws_reach))
         self.cache = RedisGroups(config, ca, self.net)
         self.database = Database(config, db_password, self.net)
         self.images = Images(config)  # AMIs made from lab instances: committed containers
@@ -90,6 +98,7 @@ class Fleet:
         running = self._reconcile_instances(instances, actual)
         for network in self.networks.values():
             self._guard(f"imds {network.name}", self.net.ensure_imds, network)
+        self.instances = dict(running)
         self.instance_ips = {i.id: i.ip for i in running.values()}
         self.bastion_ips = {i.id: i.ip for i in running.values() if i.role == "bastion"}
         self.meta_by_ip = {i.ip: i.metadata(self.config.region) for i in running.values()}
@@ -136,7 +145,7 @@ class Fleet:
                 log.warning("Container %s is %s: recreating it", cname, c.state)
                 podman.remove_container(cname)
             if self._guard(f"instance {inst.id}", create_instance, self.config, inst, self.networks[inst.vpc_id].name,
-                           self.images.image_of(inst.image_id)):
+                           self.images.image_of(inst.image_id), self.aws_ca):
                 running[inst.id] = inst
                 for name, ip in self.extra_hosts.items():
                     self._guard(f"instance {inst.id} /etc/hosts", add_hosts_entry, cname, ip, name)
@@ -145,6 +154,13 @@ class Fleet:
                 log.info("Instance %s is no longer running: removing %s", c.labels.get(f"{LABEL}.instance-id"), cname)
                 podman.remove_container(cname)
         return running
+
+    def aws_reach(self, ip: str) -> set[str] | None:
+        """The AWS services the instance at ip reaches (aws_endpoints.py), or None for no running instance."""
+        inst = next((i for i in list(self.instances.values()) if i.ip == ip), None)
+        if inst is None:
+            return None
+        return aws_endpoints.reach_of_subnet(self.clients["ec2"], inst.vpc_id, inst.subnet_id, self.config.region)
 
     def _remove_network(self, vpc: str) -> None:
         network = self.networks.pop(vpc)

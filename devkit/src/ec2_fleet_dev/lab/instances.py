@@ -7,14 +7,17 @@ as cloud-init's scripts-user does (a shell script; output in /var/log/cloud-init
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
+import hashlib
 import io
+import json
 import logging
 import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from ec2_fleet_dev.lab import moto_lab, podman
+from ec2_fleet_dev.lab import aws_endpoints, moto_lab, podman
 from ec2_fleet_dev.lab.config import LABEL, LabConfig
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ class Instance:
     instance_type: str
     image_id: str
     role: str = ""  # the Role tag: "bastion" is the one instance the control node may SSH to
+    subnet_id: str = ""
+    profile_arn: str = ""  # its IAM instance profile: IMDS serves the profile's role's credentials
 
     def metadata(self, region: str) -> dict[str, str]:
         host = "ip-" + self.ip.replace(".", "-")
@@ -44,7 +49,37 @@ class Instance:
             "ami-id": self.image_id,
             "hostname": f"{host}.ec2.internal",
             "local-hostname": f"{host}.ec2.internal",
+            **_iam_metadata(self.id, self.profile_arn),
         }
+
+
+def _iam_metadata(instance_id: str, profile_arn: str) -> dict[str, str]:
+    """iam/info and iam/security-credentials/ROLE as IMDS serves them for an instance profile's role: keys of
+    the instance's own (moto accepts any), valid six hours from now, as EC2 renews them."""
+    if not profile_arn:
+        return {}
+    try:
+        profile = moto_lab.backend("iam", "global").get_instance_profile(profile_arn.rsplit("/", 1)[-1])
+    except Exception:  # deleted since: EC2 serves no credentials then either
+        return {}
+    if not profile.roles:
+        return {}
+    role = profile.roles[0].name
+    seed = hashlib.sha256(f"{instance_id}/{role}".encode()).hexdigest()
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    credentials = {
+        "Code": "Success",
+        "LastUpdated": now.isoformat().replace("+00:00", "Z"),
+        "Type": "AWS-HMAC",
+        "AccessKeyId": "ASIA" + seed[:16].upper(),
+        "SecretAccessKey": seed[16:56],
+        "Token": "IQoJb3JpZ2luX2VjE" + seed[:40],
+        "Expiration": (now + datetime.timedelta(hours=6)).isoformat().replace("+00:00", "Z"),
+    }
+    info = {"Code": "Success", "LastUpdated": credentials["LastUpdated"], "InstanceProfileArn": profile_arn,
+            "InstanceProfileId": profile.id}
+    return {"iam/info": json.dumps(info, indent=2),
+            f"iam/security-credentials/{role}": json.dumps(credentials, indent=2)}
 
 
 def lab_instances(config: LabConfig, ec2: Any) -> list[Instance]:
@@ -69,12 +104,15 @@ def lab_instances(config: LabConfig, ec2: Any) -> list[Instance]:
                             i.get("InstanceType", ""),
                             i.get("ImageId", ""),
                             next((t["Value"] for t in i.get("Tags", []) if t["Key"] == "Role"), ""),
+                            i.get("SubnetId", ""),
+                            i.get("IamInstanceProfile", {}).get("Arn", ""),
                         )
                     )
     return result
 
 
-def create_instance(config: LabConfig, inst: Instance, network: str, image: str | None = None) -> None:
+def create_instance(config: LabConfig, inst: Instance, network: str, image: str | None = None,
+                    aws_ca: bytes | None = None) -> None:
     """Start the instance's container on its VPC's network (from `image`, default the lab's host image) with its
     user data to run at first boot, then install the key pair's public key."""
     lab = config.name
@@ -101,11 +139,13 @@ def create_instance(config: LabConfig, inst: Instance, network: str, image: str 
         network,
         "--ip",
         inst.ip,
+        # AWS's public names (aws_endpoints.py), as public DNS answers them: at the lab's endpoint server.
+        *[f"--add-host={name}:{config.imds_address}" for name in aws_endpoints.names(config.region)],
         image or config.host_image,
         "/lib/systemd/systemd",
     )
     script = user_data(config.region, inst.id)
-    podman.podman("cp", "-", f"{cname}:/", stdin_bytes=cloud_init_files(inst.id, script))
+    podman.podman("cp", "-", f"{cname}:/", stdin_bytes=cloud_init_files(inst.id, script, aws_ca))
     podman.podman("start", cname)
     public_key = _public_key(config.region, inst.key_name)
     if public_key:  # as cloud-init does with the key pair
@@ -126,6 +166,8 @@ def _public_key(region: str, key_name: str | None) -> str | None:
     return pair.public_key if pair is not None else None
 
 
+AWS_CA_PATH = "usr/local/share/ca-certificates/ec2-fleet-lab-aws-root.crt"
+
 # The lab's stand-in for cloud-init.service's cc_ssh: host keys for the instance before sshd starts (an image
 # baked by bake.yml has none; ssh-keygen -A makes only those missing).
 CLOUD_INIT = """[Unit]
@@ -141,11 +183,26 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=multi-user.target
 """
 
+# The lab's stand-in for Amazon's roots in an Ubuntu AMI's trust store: the CA of the lab's AWS endpoints
+# (aws_endpoints.py) added before the user data runs; not before ssh.service, which need not wait for it.
+LAB_TRUST = f"""[Unit]
+Description=Trust the CA of the lab's AWS endpoints, as an Ubuntu AMI trusts Amazon's roots (lab)
+ConditionPathExists=/{AWS_CA_PATH}
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/update-ca-certificates
+
+[Install]
+WantedBy=multi-user.target
+"""
+
 # The lab's stand-in for cloud-final.service's scripts-user: the user data, once per instance id (a new
 # instance from an image of another keeps nothing of the other's run), after the network is up.
 CLOUD_FINAL = """[Unit]
 Description=Run the instance's user data once, as cloud-init's scripts-user (lab)
-After=network-online.target
+After=network-online.target ec2-fleet-lab-trust.service
 Wants=network-online.target
 ConditionPathExists=!/var/lib/cloud/instances/{id}/sem/config_scripts_user
 
@@ -175,10 +232,16 @@ def user_data(region: str, instance_id: str) -> bytes | None:
     return raw
 
 
-def cloud_init_files(instance_id: str, script: bytes | None) -> bytes:
-    """A tar stream of the lab's cloud-init units and, with user data, where cloud-init keeps it."""
+def cloud_init_files(instance_id: str, script: bytes | None, aws_ca: bytes | None = None) -> bytes:
+    """A tar stream of the lab's cloud-init units and, with user data, where cloud-init keeps it; with aws_ca,
+    the CA of the lab's AWS endpoints (aws_endpoints.py), which ec2-fleet-lab-trust.service adds to the
+    system store before the user data runs."""
     files: list[tuple[str, bytes, int]] = [("etc/systemd/system/cloud-init.service", CLOUD_INIT.encode(), 0o644)]
     links = ["cloud-init.service"]
+    if aws_ca is not None:
+        files += [(AWS_CA_PATH, aws_ca, 0o644), ("etc/systemd/system/ec2-fleet-lab-trust.service", LAB_TRUST.encode(),
+                                                 0o644)]
+        links.append("ec2-fleet-lab-trust.service")
     folders = []
     if script is not None:
         folders = ["var/lib/cloud", "var/lib/cloud/instance", "var/lib/cloud/instance/scripts"]

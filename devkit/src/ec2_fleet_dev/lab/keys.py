@@ -23,8 +23,9 @@ def ssh_key(directory: Path) -> Path:
     return key
 
 
-def ca(directory: Path) -> tuple[Path, Path]:
-    """The lab CA (certificate, key): signs the certificates of the lab's Redis endpoints."""
+def ca(directory: Path, common_name: str = "ec2-fleet lab CA") -> tuple[Path, Path]:
+    """The lab CA (certificate, key): signs the certificates of the lab's Redis endpoints; with another
+    directory and name, another CA (the AWS endpoints' root, aws_endpoints.py)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     cert, key = directory / "ca.crt", directory / "ca.key"
     if not cert.exists():
@@ -44,7 +45,7 @@ def ca(directory: Path) -> tuple[Path, Path]:
             "-days",
             "30",
             "-subj",
-            "/CN=ec2-fleet lab CA",
+            f"/CN={common_name}",
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ec2_fleet_dev.lab import podman
+from ec2_fleet_dev.lab.aws_endpoints import BridgeAwsEndpoints, Reach
 from ec2_fleet_dev.lab.config import LABEL, LabConfig
 from ec2_fleet_dev.lab.imds import BridgeImds
 
@@ -23,6 +24,7 @@ class Network:
     cidr: str
     device: str
     imds: BridgeImds | None = None
+    aws: BridgeAwsEndpoints | None = None
 
 
 def service_mac(ip: str) -> str:
@@ -36,12 +38,14 @@ class Networks:
     """The networks of the lab's VPCs (vpc id -> Network) and the service addresses given out on them."""
 
     def __init__(self, config: LabConfig, metadata: Callable[[str], dict[str, str] | None],
-                 instance_ips: Callable[[], Iterable[str]]) -> None:
+                 instance_ips: Callable[[], Iterable[str]],
+                 aws: tuple[tuple[Path, Path], Reach] | None = None) -> None:
         self.config = config
         self.by_vpc: dict[str, Network] = {}
         self.service_ips: dict[tuple[str, str], str] = {}  # (vpc id, container) -> IP
         self._metadata = metadata  # instance metadata by private IP, for the IMDS emulator
         self._instance_ips = instance_ips
+        self._aws = aws  # ((certificate, key), reach) of the AWS endpoints served beside IMDS
 
     @property
     def lab(self) -> str:
@@ -83,12 +87,25 @@ class Networks:
         except OSError:
             ifindex = None
         if network.imds is not None and network.imds.ifindex != ifindex:
-            network.imds.stop()
-            network.imds = None
+            self._stop(network)
         if network.imds is None and ifindex is not None:
             c = self.config
             network.imds = BridgeImds(network.device, c.imds_address, c.imds_port, self._metadata)
             network.imds.ifindex = ifindex
+            if self._aws is not None:
+                (cert, key), reach = self._aws
+                network.aws = BridgeAwsEndpoints(network.device, c.imds_address, cert, key, reach,
+                                                 (c.moto_host, c.moto_port))
+
+    @staticmethod
+    def _stop(network: Network) -> None:
+        """Stop the bridge's servers (the AWS endpoints before IMDS, which removes the address)."""
+        if network.aws is not None:
+            network.aws.stop()
+            network.aws = None
+        if network.imds is not None:
+            network.imds.stop()
+            network.imds = None
 
     def remove_members(self, vpc: str) -> None:
         """Remove the containers that belong to the VPC (instances, Redis)."""
@@ -98,8 +115,7 @@ class Networks:
 
     def delete(self, network: Network) -> None:
         """Stop the network's IMDS emulator and remove the podman network."""
-        if network.imds:
-            network.imds.stop()
+        self._stop(network)
         podman.podman("network", "rm", "-f", network.name, check=False)
         log.info("VPC %s is gone: removed network %s", network.vpc_id, network.name)
 
@@ -118,6 +134,5 @@ class Networks:
 
     def stop_imds(self) -> None:
         for network in self.by_vpc.values():
-            if network.imds is not None:
-                network.imds.stop()
+            self._stop(network)
         self.by_vpc.clear()
