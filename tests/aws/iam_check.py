@@ -96,6 +96,8 @@ _EC2_PREFIX = {
     "nat-": "natgateway",
     "eipalloc-": "elastic-ip",
     "vpce-": "vpc-endpoint",
+    "ami-": "image",
+    "snap-": "snapshot",
 }
 
 # Existing resources each EC2 action acts on: (resource type, how to find its id in the request).
@@ -169,6 +171,10 @@ _EC2_TARGETS.update(
         "DeleteVpcEndpoints": [("vpc-endpoint", _list("VpcEndpointId"))],
         "CreateTags": [("*", _list("ResourceId"))],
         "DeleteTags": [("*", _list("ResourceId"))],
+        # bake.yml (roles/aws_image): the image of a builder instance, then the pruning of old images.
+        "CreateImage": [("instance", _param("InstanceId"))],
+        "DeregisterImage": [("image", _param("ImageId"))],
+        "DeleteSnapshot": [("snapshot", _param("SnapshotId"))],
     }
 )
 
@@ -185,14 +191,15 @@ _EC2_CREATES = {
     "CreateNatGateway": ["natgateway"],
     "AllocateAddress": ["elastic-ip"],
     "CreateVpcEndpoint": ["vpc-endpoint"],
+    "CreateImage": ["image", "snapshot"],
 }
 
 
 def _ec2_arn(call: ApiCall, rtype: str, rid: str) -> str:
     if rtype == "*":
         rtype = next((t for p, t in _EC2_PREFIX.items() if rid.startswith(p)), "unknown")
-    if rtype == "image":
-        return f"arn:aws:ec2:{call.region}::image/{rid}"
+    if rtype in ("image", "snapshot"):  # no account in their ARNs
+        return f"arn:aws:ec2:{call.region}::{rtype}/{rid}"
     return f"arn:aws:ec2:{call.region}:{ACCOUNT}:{rtype}/{rid}"
 
 
@@ -564,7 +571,9 @@ def annotate(call: ApiCall, client: Callable[[str], Any]) -> dict[str, Any]:
     for name in key_names:
         pairs = ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])["KeyPairs"]
         tags[name] = {t["Key"]: t["Value"] for t in (pairs[0].get("Tags") or [])} if pairs else {}
-    resource_ids = [rid for rid in ids if rid not in key_names and not rid.startswith("ami-")]
+    # RunInstances names a public AMI (Canonical's): not ours, no tags of ours to read.
+    resource_ids = [rid for rid in ids if rid not in key_names
+                    and not (rid.startswith("ami-") and call.action == "RunInstances")]
     if resource_ids:
         described = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": resource_ids}])["Tags"]
         for rid in resource_ids:

@@ -41,6 +41,8 @@ POLICY_FILES = [
     ROOT / "docs" / "iam" / "ops-box-access-policy.json",
     FRONTEND_POLICY_FILE,
     MONITORING_POLICY_FILE,
+    # And the images' (bake.yml, roles/aws_image): an image of a project instance, tagged; old ones pruned.
+    ROOT / "docs" / "iam" / "ops-box-images-policy.json",
 ]
 MONITORING_SERVICES = ("cloudwatch", "sns", "logs")
 README = ROOT / "docs" / "iam" / "README.md"

@@ -3,8 +3,9 @@ launches in the environment's private subnet and reaches through the bastion, im
 builder's container: devkit lab/images.py) and terminated. The image is then used as an Auto Scaling group
 would: an instance launched from it, with no key pair and no playbook run, has the release current and the
 app's units but not started, no secret and no key of the builder; writing the environment's env file and
-starting the app is all it takes to serve (what the instance's boot does in asg mode). A second run reuses
-the image; bad inputs are refused before anything is launched.
+starting the app is all it takes to serve. Another instance does that on its own, as an Auto Scaling group's
+will: its user data runs the image's ec2-fleet-boot, which reads the settings from SSM through an interface
+endpoint. A second run reuses the image; bad inputs are refused before anything is launched.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def running(fleet, role: str) -> list[dict]:
 
 def images(fleet) -> list[dict]:
     return aws(fleet, "ec2").describe_images(Owners=["self"], Filters=[{"Name": "tag:App", "Values": [APP]}])["Images"]
+
+
+def unquote(value: str) -> str:
+    """A value of the env file (KEY="..." with \\, \" and \n escaped) as the app reads it."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +152,68 @@ def test_an_instance_from_the_image_holds_the_release_no_secret_and_serves_once_
         assert f'"version": "{release}"' in version or f'"version":"{release}"' in version, version
     finally:
         ec2.terminate_instances(InstanceIds=[new])
+
+
+def test_an_instance_from_the_image_boots_on_its_own_from_ssm_through_an_ssm_endpoint(baked):
+    """As an Auto Scaling group's instance will: user data runs the image's ec2-fleet-boot, which reads the
+    instance profile's credentials from IMDSv2 and the environment's app settings and release from SSM (through
+    an interface endpoint: the private subnet has no other way out), writes the env file, starts the app and
+    waits for it to be ready. No playbook run, no SSH."""
+    fleet, release, _, image = baked
+    ec2, ssm = aws(fleet, "ec2"), aws(fleet, "ssm")
+    web = running(fleet, "web")[0]
+    web_name = container(fleet, web["InstanceId"])
+    web_env = sh(web_name, f"cat {ENV_FILE}").stdout
+    settings = dict(line.split("=", 1) for line in web_env.splitlines() if "=" in line and not line.startswith("#"))
+    path = "/ec2-fleet/lab-image-boot"  # the environment's parameters, as provision.yml will write them
+    for key, value in settings.items():
+        ssm.put_parameter(Name=f"{path}/app-env/{key}", Value=unquote(value), Type="SecureString", Overwrite=True)
+    ssm.put_parameter(Name=f"{path}/release", Value=release, Type="String", Overwrite=True)
+    # The cache's CA the env file names, as cloud-init's ca_certs would write it (ElastiCache's is public on AWS).
+    ca = ""
+    if "REDIS_CA_FILE" in settings:
+        ca_path = settings["REDIS_CA_FILE"].strip('"')
+        pem = sh(web_name, f"cat {ca_path}").stdout
+        ca = f"install -d {ca_path.rsplit('/', 1)[0]}\ncat > {ca_path} <<'CA'\n{pem}CA\n"
+    user_data = f"#!/bin/sh\n{ca}exec /usr/local/lib/ec2-fleet/ec2-fleet-boot --app {APP} --ssm-path {path}\n"
+    endpoint = ec2.create_vpc_endpoint(
+        VpcId=web["VpcId"], ServiceName="com.amazonaws.us-east-1.ssm", VpcEndpointType="Interface",
+        SubnetIds=[web["SubnetId"]], PrivateDnsEnabled=True,
+    )["VpcEndpoint"]["VpcEndpointId"]  # fmt: skip
+    new = ec2.run_instances(
+        ImageId=image["ImageId"], MinCount=1, MaxCount=1, InstanceType="t3.small", SubnetId=web["SubnetId"],
+        SecurityGroupIds=[g["GroupId"] for g in web["SecurityGroups"]], UserData=user_data,
+        IamInstanceProfile={"Arn": web["IamInstanceProfile"]["Arn"]},
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [*LAB_TAGS, {"Key": "Role", "Value": "boot-check"}]}],
+    )["Instances"][0]["InstanceId"]  # fmt: skip
+    name = container(fleet, new)
+    started = time.monotonic()
+    try:
+        def version() -> str | None:
+            out = sh(name, "python3 -c \"import urllib.request; print(urllib.request.urlopen("
+                           "'http://127.0.0.1:8000/version', timeout=3).read().decode())\"", timeout=20)
+            return out.stdout if out.returncode == 0 else None
+
+        def booted() -> str | None:  # the boot's last word (the app answers before its readiness gate is done)
+            log = sh(name, "cat /var/log/cloud-init-output.log").stdout
+            return log if "ready in" in log or "FAILED" in log else None
+
+        log = wait_for(f"{name}'s ec2-fleet-boot done", booted, 240)
+        seconds = time.monotonic() - started
+        assert f"release {release}" in log and "ready in" in log, log
+        answer = version()
+        assert answer and (f'"version": "{release}"' in answer or f'"version":"{release}"' in answer), answer
+        assert sh(name, f"systemctl is-enabled {APP}.target").stdout.strip() == "enabled"  # and after a reboot
+        env = sh(name, f"stat -c '%a %U %G' {ENV_FILE} && cat {ENV_FILE}").stdout
+        assert env.splitlines()[0] == sh(web_name, f"stat -c '%a %U %G' {ENV_FILE}").stdout.strip(), env
+        assert "DATABASE_URL=" in env and "REDIS_URL=" in env
+        print(f"\nFIGURE image_boot_to_ready_s={seconds:.1f} (run_instances of the image to ec2-fleet-boot's "
+              "'ready': container start, boot, its IMDS and SSM calls, the app's start and readiness gate)")
+    finally:
+        ec2.terminate_instances(InstanceIds=[new])
+        ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
+        for parameter in [*(f"{path}/app-env/{key}" for key in settings), f"{path}/release"]:
+            ssm.delete_parameter(Name=parameter)
 
 
 def test_a_second_bake_of_the_release_reuses_its_image(baked):

@@ -235,6 +235,11 @@ def _backend_create_image(
     return ami
 
 
+def patch_image_tags() -> None:
+    """Only the snapshot tags of CreateImage (tests/aws's moto, where no lab commits an image: available at once)."""
+    AmiBackend.create_image = _backend_create_image
+
+
 def patch() -> None:
     FakeTargetGroup.register = _register
     FakeTargetGroup.deregister = _deregister
@@ -243,7 +248,7 @@ def patch() -> None:
     ELBv2Backend.delete_load_balancer = _delete_load_balancer
     ElastiCacheBackend.create_replication_group = _create_replication_group
     AmisResponse.create_image = _create_image
-    AmiBackend.create_image = _backend_create_image
+    patch_image_tags()
     InstanceBackend.reboot_instances = _reboot_instances
 
 
