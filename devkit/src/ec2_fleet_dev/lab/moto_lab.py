@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.backends import get_backend
+from moto.core.responses import ActionResult
 from moto.ec2.models.amis import AmiBackend
 from moto.ec2.models.instances import InstanceBackend
+from moto.ec2.models.launch_templates import LaunchTemplateBackend
 from moto.ec2.responses.amis import AmisResponse
+from moto.ec2.responses.launch_templates import LaunchTemplates
 from moto.elasticache.models import ElastiCacheBackend
 from moto.elbv2.exceptions import ELBClientError
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
@@ -235,9 +238,46 @@ def _backend_create_image(
     return ami
 
 
+_orig_create_launch_template = LaunchTemplateBackend.create_launch_template
+
+
+def _create_launch_template(self: LaunchTemplateBackend, name: str, description: str, template_data: dict[str, Any],
+                            tag_spec: dict[str, Any]) -> Any:
+    """As EC2: the template's own tags are the template's, not part of its first version's data (moto adds them to
+    the data's TagSpecifications, so amazon.aws.ec2_launch_template sees a difference and makes a new version on
+    every run)."""
+    specs = [s for s in template_data.get("TagSpecifications", []) if s.get("ResourceType") != "launch-template"]
+    data = {k: v for k, v in template_data.items() if k != "TagSpecifications"} | (
+        {"TagSpecifications": specs} if specs else {})
+    return _orig_create_launch_template(self, name, description, data, tag_spec)
+
+
+def _delete_launch_template_versions(self: LaunchTemplates) -> ActionResult:
+    """DeleteLaunchTemplateVersions (moto: NotImplemented; amazon.aws.ec2_launch_template calls it before it deletes a
+    template): the default version is refused as EC2 refuses it, the others are answered deleted. moto numbers a
+    template's versions by their place in a list, so they stay until the template is deleted (DeleteLaunchTemplate,
+    which follows it)."""
+    name, template_id = self._get_param("LaunchTemplateName"), self._get_param("LaunchTemplateId")
+    template = (self.ec2_backend.get_launch_template_by_name(name) if name
+                else self.ec2_backend.get_launch_template(template_id))  # fmt: skip
+    done, refused = [], []
+    for number in self._get_param("LaunchTemplateVersions", []):
+        entry = {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name, "VersionNumber": int(number)}
+        if int(number) == template.default_version_number:
+            refused.append({**entry, "ResponseError": {"Code": "launchTemplateVersionIsDefault",
+                                                       "Message": "Cannot delete the default version"}})
+        else:
+            done.append(entry)
+    return ActionResult({"SuccessfullyDeletedLaunchTemplateVersions": done,
+                         "UnsuccessfullyDeletedLaunchTemplateVersions": refused})
+
+
 def patch_image_tags() -> None:
-    """Only the snapshot tags of CreateImage (tests/aws's moto, where no lab commits an image: available at once)."""
+    """Only the snapshot tags of CreateImage (tests/aws's moto, where no lab commits an image: available at once),
+    and the launch templates' tags kept out of their data."""
     AmiBackend.create_image = _backend_create_image
+    LaunchTemplateBackend.create_launch_template = _create_launch_template
+    LaunchTemplates.delete_launch_template_versions = _delete_launch_template_versions
 
 
 def patch() -> None:
