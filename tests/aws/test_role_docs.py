@@ -19,6 +19,7 @@ ROLES = [
     "aws_monitoring",
     "cloudwatch_agent",
     "aws_image",
+    "aws_asg",
 ]
 
 
