@@ -98,6 +98,7 @@ _EC2_PREFIX = {
     "vpce-": "vpc-endpoint",
     "ami-": "image",
     "snap-": "snapshot",
+    "lt-": "launch-template",
 }
 
 # Existing resources each EC2 action acts on: (resource type, how to find its id in the request).
@@ -175,6 +176,11 @@ _EC2_TARGETS.update(
         "CreateImage": [("instance", _param("InstanceId"))],
         "DeregisterImage": [("image", _param("ImageId"))],
         "DeleteSnapshot": [("snapshot", _param("SnapshotId"))],
+        # roles/aws_asg: the group's launch template (amazon.aws.ec2_launch_template names it by id).
+        "CreateLaunchTemplateVersion": [("launch-template", _param("LaunchTemplateId"))],
+        "ModifyLaunchTemplate": [("launch-template", _param("LaunchTemplateId"))],
+        "DeleteLaunchTemplateVersions": [("launch-template", _param("LaunchTemplateId"))],
+        "DeleteLaunchTemplate": [("launch-template", _param("LaunchTemplateId"))],
     }
 )
 
@@ -192,6 +198,7 @@ _EC2_CREATES = {
     "AllocateAddress": ["elastic-ip"],
     "CreateVpcEndpoint": ["vpc-endpoint"],
     "CreateImage": ["image", "snapshot"],
+    "CreateLaunchTemplate": ["launch-template"],
 }
 
 
@@ -229,6 +236,72 @@ def _ec2(call: ApiCall) -> Iterator[Authorization]:
         )
     if action not in _EC2_CREATES and action not in _EC2_TARGETS:
         yield Authorization(call.iam_action, "*")
+
+
+# --- Auto Scaling -------------------------------------------------------------------------------------
+
+
+def _autoscaling(call: ApiCall) -> Iterator[Authorization]:
+    """A group's ARN (its id is unknown to the request: NEW), with the request's tags on a create and the group's
+    tags otherwise. Making or updating a group with a launch template is also ec2:RunInstances on the template and
+    iam:PassRole of its instance profile's role (annotate reads both), as Auto Scaling checks the caller's right to
+    launch what the template says."""
+    p, action = call.params, call.action
+    names = ([str(p["AutoScalingGroupName"])] if "AutoScalingGroupName" in p
+             else sorted({str(v) for k, v in p.items() if k.startswith("Tags.member.") and k.endswith(".ResourceId")}))
+    if action.startswith("Describe") or not names:
+        yield Authorization(call.iam_action, "*")
+        return
+    request_tags = _member_tags(p, "Tags.member")
+    existing: dict[str, dict[str, str]] = p.get("__tags", {})
+    for name in names:
+        arn = f"arn:aws:autoscaling:{call.region}:{ACCOUNT}:autoScalingGroup:{NEW}:autoScalingGroupName/{name}"
+        if action == "CreateAutoScalingGroup":
+            yield Authorization(call.iam_action, arn, _tag_context("RequestTag", request_tags))
+            if request_tags:
+                yield Authorization("autoscaling:CreateOrUpdateTags", arn, _tag_context("RequestTag", request_tags))
+        else:
+            context = _tag_context("ResourceTag", existing.get(name, {}))
+            if action in ("CreateOrUpdateTags", "DeleteTags"):
+                context = tuple(sorted(context + _tag_context("RequestTag", request_tags)))
+            yield Authorization(call.iam_action, arn, context)
+    template = p.get("__launch_template")
+    if template:
+        yield Authorization("ec2:RunInstances", f"arn:aws:ec2:{call.region}:{ACCOUNT}:launch-template/{template['id']}",
+                            _tag_context("ResourceTag", template["tags"]))
+        if template.get("role"):
+            yield Authorization("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{template['role']}",
+                                (("iam:PassedToService", "ec2.amazonaws.com"),))
+
+
+def _autoscaling_notes(call: ApiCall, client: Callable[[str], Any]) -> dict[str, Any]:
+    """The tags of the group a call acts on; for a group made or updated with a launch template, the template's id,
+    tags and instance profile's role."""
+    p = call.params
+    notes: dict[str, Any] = {}
+    name = p.get("AutoScalingGroupName")
+    if name and not call.action.startswith("Describe"):
+        groups = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[str(name)])[
+            "AutoScalingGroups"]  # fmt: skip
+        notes["__tags"] = {str(name): {t["Key"]: t["Value"] for t in groups[0]["Tags"]}} if groups else {}
+    template_id, template_name = p.get("LaunchTemplate.LaunchTemplateId"), p.get("LaunchTemplate.LaunchTemplateName")
+    if call.action in ("CreateAutoScalingGroup", "UpdateAutoScalingGroup") and (template_id or template_name):
+        ec2 = client("ec2")
+        found = ec2.describe_launch_templates(**({"LaunchTemplateIds": [str(template_id)]} if template_id
+                                                 else {"LaunchTemplateNames": [str(template_name)]}))  # fmt: skip
+        template = found["LaunchTemplates"][0]
+        version = str(p.get("LaunchTemplate.Version") or "$Default")
+        data = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"], Versions=[version])[
+            "LaunchTemplateVersions"][0]["LaunchTemplateData"]  # fmt: skip
+        profile = data.get("IamInstanceProfile", {})
+        role = ""
+        if profile:
+            profile_name = profile.get("Name") or profile["Arn"].rsplit("/", 1)[-1]
+            roles = client("iam").get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
+            role = roles[0]["RoleName"] if roles else ""
+        notes["__launch_template"] = {"id": template["LaunchTemplateId"], "role": role,
+                                      "tags": {t["Key"]: t["Value"] for t in template.get("Tags", [])}}
+    return notes
 
 
 # --- ELBv2, ElastiCache, SSM, IAM ---------------------------------------------------------------------
@@ -529,6 +602,7 @@ _BY_SERVICE: dict[str, Callable[[ApiCall], Iterator[Authorization]]] = {
     "cloudwatch": _cloudwatch,
     "sns": _sns,
     "logs": _logs,
+    "autoscaling": _autoscaling,
 }
 
 
@@ -553,6 +627,8 @@ def annotate(call: ApiCall, client: Callable[[str], Any]) -> dict[str, Any]:
     notes: dict[str, Any] = {}
     if call.service == "cloudfront":
         return _cloudfront_notes(call, client)
+    if call.service == "autoscaling":
+        return _autoscaling_notes(call, client)
     if call.service != "ec2" or call.action.startswith("Describe"):
         return notes
     p = call.params
@@ -578,6 +654,10 @@ def annotate(call: ApiCall, client: Callable[[str], Any]) -> dict[str, Any]:
         described = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": resource_ids}])["Tags"]
         for rid in resource_ids:
             tags[rid] = {t["Key"]: t["Value"] for t in described if t["ResourceId"] == rid}
+    templates = [rid for rid in resource_ids if rid.startswith("lt-")]
+    if templates:  # a launch template's tags are on the template (moto's DescribeTags does not list them)
+        for template in ec2.describe_launch_templates(LaunchTemplateIds=templates)["LaunchTemplates"]:
+            tags[template["LaunchTemplateId"]] = {t["Key"]: t["Value"] for t in template.get("Tags", [])}
     notes["__tags"] = tags
     profile = p.get("IamInstanceProfile.Arn") or p.get("IamInstanceProfile.Name")
     if call.action == "RunInstances" and profile:

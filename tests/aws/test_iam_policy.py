@@ -43,6 +43,8 @@ POLICY_FILES = [
     MONITORING_POLICY_FILE,
     # And the images' (bake.yml, roles/aws_image): an image of a project instance, tagged; old ones pruned.
     ROOT / "docs" / "iam" / "ops-box-images-policy.json",
+    # And the Auto Scaling group's (roles/aws_asg): its launch template, the group, its hooks and policies.
+    ROOT / "docs" / "iam" / "ops-box-asg-policy.json",
 ]
 MONITORING_SERVICES = ("cloudwatch", "sns", "logs")
 README = ROOT / "docs" / "iam" / "README.md"
@@ -63,6 +65,7 @@ MODELS = {
     "cloudwatch": "cloudwatch",
     "sns": "sns",
     "logs": "logs",
+    "autoscaling": "autoscaling",
 }
 READ_ONLY = re.compile(r"^[a-z0-9]+:(Describe|List|Get)[A-Za-z]+$")
 
