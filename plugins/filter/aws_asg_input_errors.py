@@ -96,9 +96,12 @@ def aws_asg_input_errors(inputs: Mapping[str, Any]) -> list[str]:
     for name, high in (("aws_asg_health_check_grace_period", 7200), ("aws_asg_instance_warmup", 3600)):
         if not int_between(v[name], 0, high):
             e.append(f"{name} must be 0-{high} seconds (got {v[name]})")
-    for name in ("aws_asg_launch_hook_timeout", "aws_asg_terminate_hook_timeout"):
-        if not int_between(v[name], 30, 7200):
-            e.append(f"{name} must be 30-7200 seconds, a lifecycle hook's heartbeat timeout (got {v[name]})")
+    if not int_between(v["aws_asg_launch_hook_timeout"], 30, 7200):
+        e.append("aws_asg_launch_hook_timeout must be 30-7200 seconds, a lifecycle hook's heartbeat timeout (got "
+                 f"{v['aws_asg_launch_hook_timeout']})")
+    terminate = v["aws_asg_terminate_hook_timeout"]
+    if not (int_between(terminate, 30, 7200) or int_between(terminate, 0, 0)):
+        e.append(f"aws_asg_terminate_hook_timeout must be 0 (no terminate hook) or 30-7200 seconds (got {terminate})")
     metric = (v["aws_asg_memory_metric_namespace"], v["aws_asg_memory_metric_name"])
     if not all(matches(METRIC_RE, part) for part in metric):
         e.append("aws_asg_memory_metric_namespace and aws_asg_memory_metric_name must name a CloudWatch metric (got "

@@ -103,8 +103,7 @@ def test_the_group_its_template_hooks_and_policies(client: Callable, run: Callab
         "LifecycleHooks"]}  # fmt: skip
     assert hooks["launch"]["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
     assert (hooks["launch"]["HeartbeatTimeout"], hooks["launch"]["DefaultResult"]) == (600, "ABANDON")
-    assert hooks["drain"]["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
-    assert (hooks["drain"]["HeartbeatTimeout"], hooks["drain"]["DefaultResult"]) == (360, "CONTINUE")
+    assert "drain" not in hooks  # the target groups' deregistration delay drains a leaving instance: no hook needed
     policies = {p["PolicyName"]: p for p in autoscaling.describe_policies(AutoScalingGroupName=NAME)["ScalingPolicies"]}
     cpu = policies[f"{NAME}-cpu"]["TargetTrackingConfiguration"]
     assert cpu["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ASGAverageCPUUtilization"
@@ -121,11 +120,21 @@ def test_the_group_its_template_hooks_and_policies(client: Callable, run: Callab
     assert group(client)["DesiredCapacity"] == 3
 
     # A new release's image: a new template version, the group on it; max lowered below 3 moves desired down.
-    newer = asg_play(run, tmp_path, place, aws_asg_image_id=place["images"][1], aws_asg_max_size=2)
+    # A terminate hook asked for is made (and removed again once not).
+    newer = asg_play(run, tmp_path, place, aws_asg_image_id=place["images"][1], aws_asg_max_size=2,
+                     aws_asg_terminate_hook_timeout=120)
     assert newer.rc == 0, newer.tail()
     g = group(client)
     assert int(g["LaunchTemplate"]["Version"]) == int(version) + 1
     assert (g["MaxSize"], g["DesiredCapacity"]) == (2, 2)
+    hooks = {h["LifecycleHookName"]: h for h in autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=NAME)[
+        "LifecycleHooks"]}  # fmt: skip
+    assert hooks["drain"]["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert (hooks["drain"]["HeartbeatTimeout"], hooks["drain"]["DefaultResult"]) == (120, "CONTINUE")
+    without = asg_play(run, tmp_path, place, aws_asg_image_id=place["images"][1], aws_asg_max_size=2)
+    assert without.rc == 0, without.tail()
+    assert [h["LifecycleHookName"] for h in autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=NAME)[
+        "LifecycleHooks"]] == ["launch"]  # fmt: skip
 
     # absent: the group and the template are gone.
     gone = asg_play(run, tmp_path, place, aws_asg_state="absent")

@@ -74,7 +74,10 @@ CASES = [
     ({"aws_asg_user_data": "#!/bin/sh\n" + "x" * 16384}, "aws_asg_user_data must be a script"),
     ({"aws_asg_launch_hook_timeout": 10}, "aws_asg_launch_hook_timeout must be 30-7200 seconds, a lifecycle hook's "
      "heartbeat timeout (got 10)"),
-    ({"aws_asg_terminate_hook_timeout": 9000}, "aws_asg_terminate_hook_timeout must be 30-7200 seconds"),
+    ({"aws_asg_terminate_hook_timeout": 9000}, "aws_asg_terminate_hook_timeout must be 0 (no terminate hook) or "
+     "30-7200 seconds (got 9000)"),
+    ({"aws_asg_terminate_hook_timeout": 10}, "aws_asg_terminate_hook_timeout must be 0 (no terminate hook) or "
+     "30-7200 seconds (got 10)"),
     ({"aws_asg_memory_metric_name": ""}, "aws_asg_memory_metric_namespace and aws_asg_memory_metric_name must name a "
      "CloudWatch metric (got 'CWAgent', '')"),
     ({"aws_asg_wait_timeout": 10}, "aws_asg_wait_timeout must be 60-7200 seconds (got 10)"),
