@@ -16,10 +16,12 @@ import time
 from urllib.parse import urlparse
 
 import pytest
-from test_30_rolling import aws
+from test_30_rolling import aws, target_group_arn
 
 from ec2_fleet_dev.labs import LAB_TAGS, wait_for
 from ec2_fleet_dev.lbhttp import http
+from ec2_fleet_dev.loadgen import LoadGen, delivery
+from ec2_fleet_dev.plays import run_playbook
 
 pytestmark = pytest.mark.fleet
 
@@ -44,6 +46,10 @@ def running(fleet, role: str) -> list[dict]:
     return [i for r in found for i in r["Instances"]]
 
 
+def running_state(ec2, instance_id: str) -> str:
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
 def images(fleet) -> list[dict]:
     return aws(fleet, "ec2").describe_images(Owners=["self"], Filters=[{"Name": "tag:App", "Values": [APP]}])["Images"]
 
@@ -53,6 +59,31 @@ def unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     return value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+
+
+def boot_settings(fleet, path: str, release: str) -> tuple[dict[str, str], str]:
+    """The environment's app settings (a web host's env file) and release in SSM under `path`, as provision.yml
+    will write them; with the shell lines that write the cache's CA the env file names, as cloud-init's ca_certs
+    would (ElastiCache's is public on AWS)."""
+    ssm = aws(fleet, "ssm")
+    web_name = container(fleet, running(fleet, "web")[0]["InstanceId"])
+    web_env = sh(web_name, f"cat {ENV_FILE}").stdout
+    settings = dict(line.split("=", 1) for line in web_env.splitlines() if "=" in line and not line.startswith("#"))
+    for key, value in settings.items():
+        ssm.put_parameter(Name=f"{path}/app-env/{key}", Value=unquote(value), Type="SecureString", Overwrite=True)
+    ssm.put_parameter(Name=f"{path}/release", Value=release, Type="String", Overwrite=True)
+    ca = ""
+    if "REDIS_CA_FILE" in settings:
+        ca_path = settings["REDIS_CA_FILE"].strip('"')
+        pem = sh(web_name, f"cat {ca_path}").stdout
+        ca = f"install -d {ca_path.rsplit('/', 1)[0]}\ncat > {ca_path} <<'CA'\n{pem}CA\n"
+    return settings, ca
+
+
+def drop_settings(fleet, path: str, settings: dict[str, str]) -> None:
+    ssm = aws(fleet, "ssm")
+    for parameter in [*(f"{path}/app-env/{key}" for key in settings), f"{path}/release"]:
+        ssm.delete_parameter(Name=parameter)
 
 
 @pytest.fixture(scope="module")
@@ -160,21 +191,11 @@ def test_an_instance_from_the_image_boots_on_its_own_from_ssm_through_an_ssm_end
     an interface endpoint: the private subnet has no other way out), writes the env file, starts the app and
     waits for it to be ready. No playbook run, no SSH."""
     fleet, release, _, image = baked
-    ec2, ssm = aws(fleet, "ec2"), aws(fleet, "ssm")
+    ec2 = aws(fleet, "ec2")
     web = running(fleet, "web")[0]
     web_name = container(fleet, web["InstanceId"])
-    web_env = sh(web_name, f"cat {ENV_FILE}").stdout
-    settings = dict(line.split("=", 1) for line in web_env.splitlines() if "=" in line and not line.startswith("#"))
     path = "/ec2-fleet/lab-image-boot"  # the environment's parameters, as provision.yml will write them
-    for key, value in settings.items():
-        ssm.put_parameter(Name=f"{path}/app-env/{key}", Value=unquote(value), Type="SecureString", Overwrite=True)
-    ssm.put_parameter(Name=f"{path}/release", Value=release, Type="String", Overwrite=True)
-    # The cache's CA the env file names, as cloud-init's ca_certs would write it (ElastiCache's is public on AWS).
-    ca = ""
-    if "REDIS_CA_FILE" in settings:
-        ca_path = settings["REDIS_CA_FILE"].strip('"')
-        pem = sh(web_name, f"cat {ca_path}").stdout
-        ca = f"install -d {ca_path.rsplit('/', 1)[0]}\ncat > {ca_path} <<'CA'\n{pem}CA\n"
+    settings, ca = boot_settings(fleet, path, release)
     user_data = f"#!/bin/sh\n{ca}exec /usr/local/lib/ec2-fleet/ec2-fleet-boot --app {APP} --ssm-path {path}\n"
     endpoint = ec2.create_vpc_endpoint(
         VpcId=web["VpcId"], ServiceName="com.amazonaws.us-east-1.ssm", VpcEndpointType="Interface",
@@ -212,8 +233,106 @@ def test_an_instance_from_the_image_boots_on_its_own_from_ssm_through_an_ssm_end
     finally:
         ec2.terminate_instances(InstanceIds=[new])
         ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
-        for parameter in [*(f"{path}/app-env/{key}" for key in settings), f"{path}/release"]:
-            ssm.delete_parameter(Name=parameter)
+        drop_settings(fleet, path, settings)
+
+
+ASG_PLAYBOOK = """\
+- name: The lab's Auto Scaling group of the baked image
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+    group/ec2_fleet.fleet.aws: "{{ aws_connection_options }}"
+  roles:
+    - role: ec2_fleet.fleet.aws_asg
+"""
+
+
+def test_an_auto_scaling_group_of_the_image_scales_out_and_in_under_load_without_a_failed_request(baked, tmp_path):
+    """roles/aws_asg makes a group of the baked image in the two private subnets, with the fleet's target group
+    (the lab runs it as AWS does: devkit lab/autoscaling.py). Its instance boots on its own (ec2-fleet-boot, SSM
+    and Auto Scaling through interface endpoints) and completes the launch hook only once ready; only then is it
+    registered, and it serves through the load balancer. Under load, a scale-out adds an instance that serves the
+    release with no playbook run; a scale-in drains one before it is terminated: no request fails."""
+    fleet, release, _, image = baked
+    ec2, elbv2, autoscaling = aws(fleet, "ec2"), aws(fleet, "elbv2"), aws(fleet, "autoscaling")
+    web = running(fleet, "web")[0]
+    net = fleet.env["EC2_FLEET_LAB_NET"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[
+        {"Name": "vpc-id", "Values": [web["VpcId"]]},
+        {"Name": "cidr-block", "Values": [f"{net}.10.0/24", f"{net}.11.0/24"]}])["Subnets"]]  # fmt: skip
+    assert len(subnets) == 2, subnets
+    tg = target_group_arn(fleet)
+    name = f"ec2-fleet-{fleet.env['EC2_FLEET_LAB_NAME']}-asg"
+    path = "/ec2-fleet/lab-asg"
+    settings, ca = boot_settings(fleet, path, release)
+    boot = (f"/usr/local/lib/ec2-fleet/ec2-fleet-boot --app {APP} --ssm-path {path} --asg {name} "
+            "--lifecycle-hook launch")  # fmt: skip
+    endpoints = [ec2.create_vpc_endpoint(
+        VpcId=web["VpcId"], ServiceName=f"com.amazonaws.us-east-1.{service}", VpcEndpointType="Interface",
+        SubnetIds=subnets, PrivateDnsEnabled=True,
+    )["VpcEndpoint"]["VpcEndpointId"] for service in ("ssm", "autoscaling")]  # fmt: skip
+    playbook = tmp_path / "asg.yml"
+    playbook.write_text(ASG_PLAYBOOK)
+    inputs = {
+        "aws_asg_name": name, "aws_asg_tags": {t["Key"]: t["Value"] for t in LAB_TAGS}, "aws_asg_role": "asg-web",
+        "aws_asg_image_id": image["ImageId"],
+        "aws_asg_security_group_ids": [g["GroupId"] for g in web["SecurityGroups"]],
+        "aws_asg_instance_profile": web["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1],
+        "aws_asg_user_data": f"#!/bin/sh\n{ca}exec {boot}\n", "aws_asg_subnet_ids": subnets,
+        "aws_asg_target_group_arns": [tg], "aws_asg_min_size": 1, "aws_asg_max_size": 2, "aws_asg_desired_capacity": 1,
+        "aws_asg_wait_timeout": 300,
+    }  # fmt: skip
+
+    def members() -> dict[str, str]:
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        return {i["InstanceId"]: i["LifecycleState"] for i in group["Instances"]}
+
+    def health() -> dict[str, str]:
+        return {t["Target"]["Id"]: t["TargetHealth"]["State"]
+                for t in elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}  # fmt: skip
+
+    try:
+        made = run_playbook(playbook, "inventories/lab", inputs, env=fleet.env, timeout=600)
+        assert made.rc == 0, made.tail()
+        # The role waited for it in service: its ec2-fleet-boot completed the launch hook once the app was ready.
+        (first,) = members()
+        assert members()[first] == "InService"
+        log = sh(container(fleet, first), "cat /var/log/cloud-init-output.log").stdout
+        assert "ready in" in log and "lifecycle hook launch: CONTINUE" in log, log
+        wait_for(f"{first} healthy in the target group", lambda: health().get(first) == "healthy", 120)
+
+        with LoadGen(fleet.endpoints["lb_url"] + "/version", rate=20, timeout=5, max_seconds=600,
+                     ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True) as load:  # fmt: skip
+            time.sleep(2)
+            started = time.monotonic()
+            autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=2)
+            (second,) = wait_for("the scale-out's instance", lambda: set(members()) - {first} or None, 30)
+            wait_for(f"{second} serving through the load balancer",
+                     lambda: second in load.answering(), 240)  # fmt: skip
+            scale_out = time.monotonic() - started
+            # Scale in: one of the two leaves, drained first (the target group's deregistration delay).
+            autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=1)
+            leaving = wait_for("a leaving instance", lambda: next(
+                (i for i, s in members().items() if s.startswith("Terminating")), None), 30)  # fmt: skip
+            assert health().get(leaving) in ("draining", "unused", None)
+            wait_for(f"{leaving} terminated", lambda: running_state(ec2, leaving) == "terminated", 420)
+            time.sleep(2)
+        report = load.report
+        assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
+        assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
+        # Both of the group's instances served the baked release through the load balancer.
+        for instance in (first, second):
+            assert set(report["answered_by"].get(instance, {})) == {release}, report["answered_by"]
+        assert list(members().values()) == ["InService"]
+        print(f"\nFIGURE asg_scale_out_to_first_request_s={scale_out:.1f} (SetDesiredCapacity to the new "
+              "instance's first answer through the load balancer: launch, boot, ec2-fleet-boot, launch hook, "
+              "registration, health checks)")
+    finally:
+        run_playbook(playbook, "inventories/lab", {**inputs, "aws_asg_state": "absent"}, env=fleet.env, timeout=600)
+        for endpoint in endpoints:
+            ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
+        drop_settings(fleet, path, settings)
 
 
 def test_a_second_bake_of_the_release_reuses_its_image(baked):

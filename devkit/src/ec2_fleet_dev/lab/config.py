@@ -51,6 +51,13 @@ class LabConfig:
     # metrics.py publishes the load balancer's metrics to CloudWatch this often; alarms.py evaluates alarms.
     metrics_seconds: float = 5.0
     alarm_seconds: float = 5.0
+    # An Auto Scaling group's instance gets its type's vCPUs and memory scaled to this machine (scaling.py): each
+    # vCPU is this share of a host core (a CPU quota), each GiB this many MiB (a memory limit).
+    cores_per_vcpu: float = 0.1
+    mib_per_gib: int = 256
+    # One CloudWatch period of target tracking's alarms (60 s on AWS): 3 above the target scale out, 15 below
+    # 90 % of it scale in.
+    scaling_period_seconds: float = 10.0
 
     @property
     def moto_url(self) -> str:
@@ -92,9 +99,13 @@ class LabConfig:
             problems.append(f"EC2_FLEET_LAB_BUSY_BOOT_SECONDS must be 0-3600 seconds (got {self.busy_boot_seconds})")
         if not 0 <= self.registration_delay <= 600:
             problems.append(f"EC2_FLEET_LAB_REGISTRATION_DELAY must be 0-600 seconds (got {self.registration_delay})")
-        for field in ("metrics_seconds", "alarm_seconds"):
+        for field in ("metrics_seconds", "alarm_seconds", "scaling_period_seconds"):
             if not 1 <= getattr(self, field) <= 60:
                 problems.append(f"EC2_FLEET_LAB_{field.upper()} must be 1-60 seconds (got {getattr(self, field)})")
+        if not 0.01 <= self.cores_per_vcpu <= 4:
+            problems.append(f"EC2_FLEET_LAB_CORES_PER_VCPU must be 0.01-4 (got {self.cores_per_vcpu})")
+        if not 64 <= self.mib_per_gib <= 1024:
+            problems.append(f"EC2_FLEET_LAB_MIB_PER_GIB must be 64-1024 (got {self.mib_per_gib})")
         if problems:
             raise ValueError("; ".join(problems))
 

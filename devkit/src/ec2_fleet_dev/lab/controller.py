@@ -19,6 +19,7 @@ import boto3
 import moto
 
 from ec2_fleet_dev.lab import alarms, faults, keys, moto_lab, podman, services_image, state
+from ec2_fleet_dev.lab.autoscaling import AutoScaling
 from ec2_fleet_dev.lab.balancer import Balancer
 from ec2_fleet_dev.lab.config import LabConfig
 from ec2_fleet_dev.lab.database import pooler_url as database_pooler_url
@@ -27,6 +28,7 @@ from ec2_fleet_dev.lab.fleet import Fleet
 from ec2_fleet_dev.lab.internet import NAME as EXTERNAL_REDIS_NAME
 from ec2_fleet_dev.lab.internet import InternetRedis
 from ec2_fleet_dev.lab.metrics import Metrics, MetricStore
+from ec2_fleet_dev.lab.scaling import Scaling
 
 log = logging.getLogger(__name__)
 POOLER_CA_ON_HOSTS = "/usr/local/share/ca-certificates/ec2-fleet-cache-ca.crt"
@@ -58,6 +60,7 @@ class Controller:
         self.metric_store = MetricStore()
         self.metrics = Metrics(self.metric_store)
         self.fleet: Fleet | None = None
+        self.scaling: Scaling | None = None
         self.internet: InternetRedis | None = None
         self.edge: Edge | None = None
         self.threads: list[threading.Thread] = []
@@ -130,6 +133,11 @@ class Controller:
         self._loop("alarms", c.alarm_seconds,
                    lambda: alarms.evaluate_all(aws["cloudwatch"], self.metric_store, lag=c.metrics_seconds + 1,
                                                sns=aws["sns"], region=c.region))
+        # Auto Scaling groups' lifecycle, health replacement and capacity (autoscaling.py), every second.
+        self._loop("autoscaling", 1.0, AutoScaling(c.region).step)
+        # Their instances' CPU and memory to CloudWatch, and target tracking on them (scaling.py).
+        self.scaling = Scaling(c, aws["cloudwatch"])
+        self._loop("scaling", c.metrics_seconds, self.scaling.step)
         internet = self.internet
         self._loop("internet", c.reconcile_seconds, lambda: internet.ensure(faults.read(c.state_dir).ext_redis_stopped))
         endpoints = {
@@ -258,6 +266,8 @@ class Controller:
             "images": [{"ami": ami, "image": image, "seconds": self.fleet.images.seconds.get(ami)}
                        for ami, image in sorted(self.fleet.images.committed.items())],
             "faults": asdict(self.fleet.faults),
+            # Target tracking's decisions (scaling.py), the newest last.
+            "scaling": list(self.scaling.decisions[-20:]) if self.scaling else [],
             "errors": dict(self.fleet.errors),
             "updated": time.time(),
         }

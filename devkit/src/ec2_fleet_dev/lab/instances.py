@@ -37,6 +37,7 @@ class Instance:
     role: str = ""  # the Role tag: "bastion" is the one instance the control node may SSH to
     subnet_id: str = ""
     profile_arn: str = ""  # its IAM instance profile: IMDS serves the profile's role's credentials
+    group: str = ""  # its Auto Scaling group: it runs with its type's CPU and memory (scaling.py)
 
     def metadata(self, region: str) -> dict[str, str]:
         host = "ip-" + self.ip.replace(".", "-")
@@ -82,6 +83,9 @@ def _iam_metadata(instance_id: str, profile_arn: str) -> dict[str, str]:
             f"iam/security-credentials/{role}": json.dumps(credentials, indent=2)}
 
 
+GROUP_TAG = "aws:autoscaling:groupName"
+
+
 def lab_instances(config: LabConfig, ec2: Any) -> list[Instance]:
     """The running instances of the lab's project and environment that have a private IP in a VPC."""
     filters = [
@@ -106,6 +110,7 @@ def lab_instances(config: LabConfig, ec2: Any) -> list[Instance]:
                             next((t["Value"] for t in i.get("Tags", []) if t["Key"] == "Role"), ""),
                             i.get("SubnetId", ""),
                             i.get("IamInstanceProfile", {}).get("Arn", ""),
+                            next((t["Value"] for t in i.get("Tags", []) if t["Key"] == GROUP_TAG), ""),
                         )
                     )
     return result
@@ -132,6 +137,7 @@ def create_instance(config: LabConfig, inst: Instance, network: str, image: str 
         "--label",
         f"{LABEL}.vpc={inst.vpc_id}",
         "--systemd=always",
+        *_resources(config, inst),
         # A busy first boot: the image's ec2-fleet-busy-boot unit reads it from PID 1's environment.
         "--env",
         f"EC2_FLEET_LAB_BUSY_BOOT_SECONDS={config.busy_boot_seconds:g}",
@@ -157,6 +163,17 @@ def create_instance(config: LabConfig, inst: Instance, network: str, image: str 
         podman.podman("exec", "-i", cname, "sh", "-c", keys_script, stdin=public_key.strip() + "\n")
     log.info("Instance %s runs as %s at %s from %s (key pair %s, user data: %s)", inst.id, cname, inst.ip,
              image or config.host_image, inst.key_name or "none", "yes" if script is not None else "none")
+
+
+def _resources(config: LabConfig, inst: Instance) -> list[str]:
+    """An Auto Scaling group's instance gets its type's CPU and memory, scaled (scaling.py): its utilization is what
+    target tracking reads. The other instances are not limited (the fixed fleet's converges need the machine)."""
+    if not inst.group:
+        return []
+    from ec2_fleet_dev.lab.scaling import resources
+
+    cores, mib = resources(config, inst.instance_type)
+    return ["--cpus", f"{cores:g}", "--memory", f"{mib}m"]
 
 
 def _public_key(region: str, key_name: str | None) -> str | None:

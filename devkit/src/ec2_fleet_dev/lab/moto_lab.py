@@ -280,11 +280,21 @@ def patch_image_tags() -> None:
     LaunchTemplates.delete_launch_template_versions = _delete_launch_template_versions
 
 
+# The target groups' draining (what autoscaling.py's scale-in waits on), for a test to set with monkeypatch.
+DRAIN_PATCHES: list[tuple[type, str, Any]] = [
+    (FakeTargetGroup, "register", _register),
+    (FakeTargetGroup, "deregister", _deregister),
+    (FakeTargetGroup, "health_for", _health_for),
+    (ELBv2Backend, "describe_target_health", _describe_target_health),
+]
+
+
 def patch() -> None:
-    FakeTargetGroup.register = _register
-    FakeTargetGroup.deregister = _deregister
-    FakeTargetGroup.health_for = _health_for
-    ELBv2Backend.describe_target_health = _describe_target_health
+    from ec2_fleet_dev.lab import autoscaling  # it patches moto's Auto Scaling on top of this module's
+
+    autoscaling.patch()
+    for cls, name, value in DRAIN_PATCHES:
+        setattr(cls, name, value)
     ELBv2Backend.delete_load_balancer = _delete_load_balancer
     ElastiCacheBackend.create_replication_group = _create_replication_group
     AmisResponse.create_image = _create_image

@@ -278,6 +278,11 @@ class LoadGen:
         self._signal = signum
         self._request_stop(f"signal {signal.Signals(signum).name}")
 
+    def answering(self) -> set[str]:
+        """The instances that have answered a request so far (a test waits on a new one)."""
+        with self._lock:
+            return {r.instance for r in self._results if r.kind is None and r.instance}
+
     def stop(self, reason: str = "stopped") -> dict[str, Any]:
         """Stop sending, let in-flight requests finish (bounded), build and return the report."""
         if self.report is not None:
