@@ -29,7 +29,7 @@ since() { echo "$(( $(date +%s) - $1 ))s"; }
 
 # tests/fleet files run by the rest stream on a lab of their own instead (a file added to tests/fleet runs in
 # the fleet stream).
-REST_FLEET=(tests/fleet/test_50_bake.py)
+REST_FLEET=(tests/fleet/test_50_bake.py tests/fleet/test_51_asg_scaling.py)
 (
   pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet "${REST_FLEET[@]/#/--ignore=}" \
     >"$LOGS/fleet.log" 2>&1

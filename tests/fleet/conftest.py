@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import pytest
 
 from ec2_fleet_dev.labs import lab_env, labctl
-from ec2_fleet_dev.lbhttp import trust
+from ec2_fleet_dev.lbhttp import http, trust
 from ec2_fleet_dev.plays import ROOT, PlayResult, run_playbook
 
 
@@ -78,3 +80,28 @@ def converged(fleet: Fleet) -> Fleet:
             fleet.runs[name] = result
             assert result.rc == 0, f"{name}.yml failed:\n{result.output[-4000:]}"
     return fleet
+
+
+def baked_images(fleet: Fleet, app: str) -> list[dict]:
+    ec2 = boto3.client("ec2", endpoint_url=fleet.env["AWS_URL"], region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    return ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:App", "Values": [app]}])["Images"]
+
+
+@pytest.fixture(scope="session")
+def baked(converged: Fleet) -> tuple[Fleet, str, PlayResult, dict]:
+    """bake.yml of the release the fleet runs, once (test_50_bake proves it, test_51_asg_scaling's groups run it):
+    (fleet, release, the run, the image)."""
+    fleet = converged
+    status, _, body = http(fleet.endpoints["lb_url"] + "/version")
+    assert status == 200, body
+    release = body["version"]
+    started = time.monotonic()
+    run = fleet.play("bake", extra={"app_version": release})
+    seconds = time.monotonic() - started
+    (fleet.state_dir / "bake.log").write_text(run.output)  # the whole run, for a failure's reader
+    assert run.rc == 0, run.tail(6000)
+    found = [i for i in baked_images(fleet, "orders-api") if {"Key": "Release", "Value": release} in i["Tags"]]
+    assert len(found) == 1, found
+    print(f"\nFIGURE bake_seconds={seconds:.1f} (bake.yml of {release}: builder, converge, image, terminate)")
+    return fleet, release, run, found[0]

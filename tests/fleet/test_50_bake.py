@@ -1,11 +1,12 @@
 """bake.yml in the lab: the image of the release the fleet runs, baked on a builder instance the playbook
 launches in the environment's private subnet and reaches through the bastion, imaged (the lab commits the
-builder's container: devkit lab/images.py) and terminated. The image is then used as an Auto Scaling group
-would: an instance launched from it, with no key pair and no playbook run, has the release current and the
-app's units but not started, no secret and no key of the builder; writing the environment's env file and
-starting the app is all it takes to serve. Another instance does that on its own, as an Auto Scaling group's
-will: its user data runs the image's ec2-fleet-boot, which reads the settings from SSM through an interface
-endpoint. A second run reuses the image; bad inputs are refused before anything is launched.
+builder's container: devkit lab/images.py) and terminated (the `baked` fixture, conftest.py). The image is then
+used as an Auto Scaling group would: an instance launched from it, with no key pair and no playbook run, has the
+release current and the app's units but not started, no secret and no key of the builder; writing the
+environment's env file and starting the app is all it takes to serve. Another instance does that on its own, as an
+Auto Scaling group's will: its user data runs the image's ec2-fleet-boot, which reads the settings from SSM through
+an interface endpoint. A group of the image (roles/aws_asg, run by the lab as AWS does) scales out and in under
+load. A second run reuses the image; bad inputs are refused before anything is launched.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
 from test_30_rolling import aws, target_group_arn
 
 from ec2_fleet_dev.labs import LAB_TAGS, wait_for
-from ec2_fleet_dev.lbhttp import http
 from ec2_fleet_dev.loadgen import LoadGen, delivery
 from ec2_fleet_dev.plays import run_playbook
 
@@ -84,23 +86,6 @@ def drop_settings(fleet, path: str, settings: dict[str, str]) -> None:
     ssm = aws(fleet, "ssm")
     for parameter in [*(f"{path}/app-env/{key}" for key in settings), f"{path}/release"]:
         ssm.delete_parameter(Name=parameter)
-
-
-@pytest.fixture(scope="module")
-def baked(converged):
-    fleet = converged
-    status, _, body = http(fleet.endpoints["lb_url"] + "/version")
-    assert status == 200, body
-    release = body["version"]
-    started = time.monotonic()
-    run = fleet.play("bake", extra={"app_version": release})
-    seconds = time.monotonic() - started
-    (fleet.state_dir / "bake.log").write_text(run.output)  # the whole run, for a failure's reader
-    assert run.rc == 0, run.tail(6000)
-    found = [i for i in images(fleet) if {"Key": "Release", "Value": release} in i["Tags"]]
-    assert len(found) == 1, found
-    print(f"\nFIGURE bake_seconds={seconds:.1f} (bake.yml of {release}: builder, converge, image, terminate)")
-    return fleet, release, run, found[0]
 
 
 def test_bake_makes_an_image_tagged_with_the_release_and_its_source_and_terminates_the_builder(baked):
@@ -248,21 +233,19 @@ ASG_PLAYBOOK = """\
 """
 
 
-def test_an_auto_scaling_group_of_the_image_scales_out_and_in_under_load_without_a_failed_request(baked, tmp_path):
-    """roles/aws_asg makes a group of the baked image in the two private subnets, with the fleet's target group
-    (the lab runs it as AWS does: devkit lab/autoscaling.py). Its instance boots on its own (ec2-fleet-boot, SSM
-    and Auto Scaling through interface endpoints) and completes the launch hook only once ready; only then is it
-    registered, and it serves through the load balancer. Under load, a scale-out adds an instance that serves the
-    release with no playbook run; a scale-in drains one before it is terminated: no request fails."""
-    fleet, release, _, image = baked
-    ec2, elbv2, autoscaling = aws(fleet, "ec2"), aws(fleet, "elbv2"), aws(fleet, "autoscaling")
+@contextmanager
+def asg_of_image(fleet, release: str, image: dict, tmp_path, **inputs: object) -> Iterator[dict]:
+    """A group of the baked image made by roles/aws_asg in the two private subnets with the fleet's target group
+    (the lab runs it as AWS does: devkit lab/autoscaling.py), its instances booting on their own (ec2-fleet-boot;
+    SSM and Auto Scaling through interface endpoints) and completing the launch hook once ready. Yields the
+    group's name, its target group, the role's run and clients; removes it all after (the role's absent)."""
+    ec2 = aws(fleet, "ec2")
     web = running(fleet, "web")[0]
     net = fleet.env["EC2_FLEET_LAB_NET"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[
         {"Name": "vpc-id", "Values": [web["VpcId"]]},
         {"Name": "cidr-block", "Values": [f"{net}.10.0/24", f"{net}.11.0/24"]}])["Subnets"]]  # fmt: skip
     assert len(subnets) == 2, subnets
-    tg = target_group_arn(fleet)
     name = f"ec2-fleet-{fleet.env['EC2_FLEET_LAB_NAME']}-asg"
     path = "/ec2-fleet/lab-asg"
     settings, ca = boot_settings(fleet, path, release)
@@ -274,48 +257,67 @@ def test_an_auto_scaling_group_of_the_image_scales_out_and_in_under_load_without
     )["VpcEndpoint"]["VpcEndpointId"] for service in ("ssm", "autoscaling")]  # fmt: skip
     playbook = tmp_path / "asg.yml"
     playbook.write_text(ASG_PLAYBOOK)
-    inputs = {
+    variables = {
         "aws_asg_name": name, "aws_asg_tags": {t["Key"]: t["Value"] for t in LAB_TAGS}, "aws_asg_role": "asg-web",
         "aws_asg_image_id": image["ImageId"],
         "aws_asg_security_group_ids": [g["GroupId"] for g in web["SecurityGroups"]],
         "aws_asg_instance_profile": web["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1],
         "aws_asg_user_data": f"#!/bin/sh\n{ca}exec {boot}\n", "aws_asg_subnet_ids": subnets,
-        "aws_asg_target_group_arns": [tg], "aws_asg_min_size": 1, "aws_asg_max_size": 2, "aws_asg_desired_capacity": 1,
-        "aws_asg_wait_timeout": 300,
+        "aws_asg_target_group_arns": [target_group_arn(fleet)], "aws_asg_min_size": 1, "aws_asg_max_size": 2,
+        "aws_asg_desired_capacity": 1, "aws_asg_wait_timeout": 300, **inputs,
     }  # fmt: skip
-
-    def members() -> dict[str, str]:
-        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-        return {i["InstanceId"]: i["LifecycleState"] for i in group["Instances"]}
-
-    def health() -> dict[str, str]:
-        return {t["Target"]["Id"]: t["TargetHealth"]["State"]
-                for t in elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}  # fmt: skip
-
     try:
-        made = run_playbook(playbook, "inventories/lab", inputs, env=fleet.env, timeout=600)
+        made = run_playbook(playbook, "inventories/lab", variables, env=fleet.env, timeout=600)
         assert made.rc == 0, made.tail()
+        yield {"name": name, "tg": target_group_arn(fleet), "run": made, "ec2": ec2, "elbv2": aws(fleet, "elbv2"),
+               "autoscaling": aws(fleet, "autoscaling")}  # fmt: skip
+    finally:
+        run_playbook(playbook, "inventories/lab", {**variables, "aws_asg_state": "absent"}, env=fleet.env,
+                     timeout=600)  # fmt: skip
+        for endpoint in endpoints:
+            ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
+        drop_settings(fleet, path, settings)
+
+
+def members(group: dict) -> dict[str, str]:
+    """The group's instances -> their lifecycle state."""
+    found = group["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=[group["name"]])
+    return {i["InstanceId"]: i["LifecycleState"] for i in found["AutoScalingGroups"][0]["Instances"]}
+
+
+def target_health(group: dict) -> dict[str, str]:
+    found = group["elbv2"].describe_target_health(TargetGroupArn=group["tg"])["TargetHealthDescriptions"]
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in found}
+
+
+def test_an_auto_scaling_group_of_the_image_scales_out_and_in_under_load_without_a_failed_request(baked, tmp_path):
+    """roles/aws_asg makes a group of the baked image. Its instance boots on its own and completes the launch hook
+    only once ready; only then is it registered, and it serves through the load balancer. Under load, a scale-out
+    adds an instance that serves the release with no playbook run; a scale-in drains one before it is terminated:
+    no request fails."""
+    fleet, release, _, image = baked
+    with asg_of_image(fleet, release, image, tmp_path) as group:
+        autoscaling, ec2 = group["autoscaling"], group["ec2"]
         # The role waited for it in service: its ec2-fleet-boot completed the launch hook once the app was ready.
-        (first,) = members()
-        assert members()[first] == "InService"
+        (first,) = members(group)
+        assert members(group)[first] == "InService"
         log = sh(container(fleet, first), "cat /var/log/cloud-init-output.log").stdout
         assert "ready in" in log and "lifecycle hook launch: CONTINUE" in log, log
-        wait_for(f"{first} healthy in the target group", lambda: health().get(first) == "healthy", 120)
+        wait_for(f"{first} healthy in the target group", lambda: target_health(group).get(first) == "healthy", 120)
 
         with LoadGen(fleet.endpoints["lb_url"] + "/version", rate=20, timeout=5, max_seconds=600,
                      ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True) as load:  # fmt: skip
             time.sleep(2)
             started = time.monotonic()
-            autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=2)
-            (second,) = wait_for("the scale-out's instance", lambda: set(members()) - {first} or None, 30)
-            wait_for(f"{second} serving through the load balancer",
-                     lambda: second in load.answering(), 240)  # fmt: skip
+            autoscaling.set_desired_capacity(AutoScalingGroupName=group["name"], DesiredCapacity=2)
+            (second,) = wait_for("the scale-out's instance", lambda: set(members(group)) - {first} or None, 30)
+            wait_for(f"{second} serving through the load balancer", lambda: second in load.answering(), 240)
             scale_out = time.monotonic() - started
             # Scale in: one of the two leaves, drained first (the target group's deregistration delay).
-            autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=1)
+            autoscaling.set_desired_capacity(AutoScalingGroupName=group["name"], DesiredCapacity=1)
             leaving = wait_for("a leaving instance", lambda: next(
-                (i for i, s in members().items() if s.startswith("Terminating")), None), 30)  # fmt: skip
-            assert health().get(leaving) in ("draining", "unused", None)
+                (i for i, s in members(group).items() if s.startswith("Terminating")), None), 30)  # fmt: skip
+            assert target_health(group).get(leaving) in ("draining", "unused", None)
             wait_for(f"{leaving} terminated", lambda: running_state(ec2, leaving) == "terminated", 420)
             time.sleep(2)
         report = load.report
@@ -324,15 +326,10 @@ def test_an_auto_scaling_group_of_the_image_scales_out_and_in_under_load_without
         # Both of the group's instances served the baked release through the load balancer.
         for instance in (first, second):
             assert set(report["answered_by"].get(instance, {})) == {release}, report["answered_by"]
-        assert list(members().values()) == ["InService"]
+        assert list(members(group).values()) == ["InService"]
         print(f"\nFIGURE asg_scale_out_to_first_request_s={scale_out:.1f} (SetDesiredCapacity to the new "
               "instance's first answer through the load balancer: launch, boot, ec2-fleet-boot, launch hook, "
               "registration, health checks)")
-    finally:
-        run_playbook(playbook, "inventories/lab", {**inputs, "aws_asg_state": "absent"}, env=fleet.env, timeout=600)
-        for endpoint in endpoints:
-            ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
-        drop_settings(fleet, path, settings)
 
 
 def test_a_second_bake_of_the_release_reuses_its_image(baked):

@@ -25,7 +25,7 @@ SCRIPT = b"#!/bin/sh\nexec /usr/local/lib/ec2-fleet/ec2-fleet-boot --app orders-
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """moto with the lab's patches (undone after the test): a VPC with a subnet in two zones, a target group
     with a 1 s deregistration delay, an instance profile and a launch template (IMDSv2, the profile, user data)."""
-    for cls, name, value in [*autoscaling.PATCHES, *moto_lab.DRAIN_PATCHES]:
+    for cls, name, value in [*autoscaling.patches(), *moto_lab.DRAIN_PATCHES]:
         monkeypatch.setattr(cls, name, value, raising=False)
     with mock_aws():
         c = {s: boto3.client(s, region_name=REGION) for s in ("ec2", "autoscaling", "elbv2", "iam")}

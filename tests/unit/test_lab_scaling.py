@@ -23,11 +23,14 @@ CONFIG = LabConfig(name="unit", scaling_period_seconds=10.0, cores_per_vcpu=0.1,
 
 
 class Clock:
+    """Time that moves only when the test moves it (a slow pass must not count as a period)."""
+
     def __init__(self) -> None:
+        self.start = time.monotonic()
         self.offset = 0.0
 
     def __call__(self) -> float:
-        return time.monotonic() + self.offset
+        return self.start + self.offset
 
 
 class FakeCgroups:
@@ -50,7 +53,7 @@ class FakeCgroups:
 
 @pytest.fixture
 def lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for cls, name, value in [*autoscaling.PATCHES, *moto_lab.DRAIN_PATCHES]:
+    for cls, name, value in [*autoscaling.patches(), *moto_lab.DRAIN_PATCHES]:
         monkeypatch.setattr(cls, name, value, raising=False)
     clock = Clock()
     monkeypatch.setattr(scaling, "clock", clock)

@@ -21,7 +21,7 @@ once, from the template's image only, and terminates instances on scale-in at on
   instance that is no longer running is replaced too. Deleting the group terminates its instances at once.
 - Capacity: the group launches until its live instances (Pending*, InService) match the desired capacity.
 
-Instance refresh, scaling policies and their metrics are not here yet.
+Instance refresh: refresh.py (moved on by the same pass); target tracking and the instances' metrics: scaling.py.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _lab(state: InstanceState) -> dict[str, Any]:
     return state.lab  # type: ignore[no-any-return]
 
 
-lab_of = _lab  # for scaling.py: when each instance went in service
+lab_of = _lab  # for scaling.py and refresh.py: when each instance went in service, its version
 
 
 def _hooks(group: FakeAutoScalingGroup, transition: str) -> list[Any]:
@@ -212,10 +212,18 @@ def _draining(group: FakeAutoScalingGroup, instance_id: str) -> bool:
     return any(key[1] == instance_id for arn in group.target_group_arns for key in moto_lab.BOOK.draining_of(arn))
 
 
+# for refresh.py
+live_of = _live
+scale_in_order = _scale_in_order
+start_terminating = _start_terminating
+
+
 # --- the group's capacity and targets ----------------------------------------------------------------------
 def _fill(group: FakeAutoScalingGroup) -> None:
+    from ec2_fleet_dev.lab import refresh  # it reads this module's
+
     live = _live(group)
-    delta = (group.desired_capacity or 0) - len(live)
+    delta = (group.desired_capacity or 0) + refresh.extra(group) - len(live)
     for _ in range(max(delta, 0)):
         _launch(group)
     if delta < 0:
@@ -350,8 +358,15 @@ PATCHES: list[tuple[type, str, Any]] = [
 ]
 
 
+def patches() -> list[tuple[type, str, Any]]:
+    """Every patch of the lab's Auto Scaling: this module's and instance refresh's (refresh.py)."""
+    from ec2_fleet_dev.lab import refresh
+
+    return [*PATCHES, *refresh.PATCHES]
+
+
 def patch() -> None:
-    for cls, name, value in PATCHES:
+    for cls, name, value in patches():
         setattr(cls, name, value)
 
 
@@ -363,12 +378,15 @@ class AutoScaling:
         self.region = region
 
     def step(self) -> None:
+        from ec2_fleet_dev.lab import refresh
+
         backend = moto_lab.backend("autoscaling", self.region)
         with LOCK:
             now = clock()
             for group in list(backend.autoscaling_groups.values()):
                 for state in list(group.instance_states):
                     self._advance(group, state, now)
+                refresh.step(group, now)
                 _fill(group)
                 _sync_targets(group)
 

@@ -1,0 +1,178 @@
+"""The lab's instance refresh (devkit lab/refresh.py) through moto's real autoscaling API in-process, the lab's
+pass run by hand and the load balancer's checks stood in for (every registered target healthy unless the test
+says otherwise): batches within the healthy percentages, launch before terminate, skip matching, checkpoints,
+cancel, and the automatic rollback of a version whose instances never become ready."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ec2_fleet_dev.lab import autoscaling, moto_lab
+
+REGION = "us-east-1"
+NAME = "lab-web"
+
+
+@pytest.fixture
+def lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for cls, name, value in [*autoscaling.patches(), *moto_lab.DRAIN_PATCHES]:
+        monkeypatch.setattr(cls, name, value, raising=False)
+    with mock_aws():
+        ec2, asg, elbv2 = (boto3.client(s, region_name=REGION) for s in ("ec2", "autoscaling", "elbv2"))
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"{REGION}{z}")[
+            "Subnet"]["SubnetId"] for n, z in enumerate("ab")]  # fmt: skip
+        tg = elbv2.create_target_group(Name=NAME, Protocol="HTTP", Port=8000, VpcId=vpc)["TargetGroups"][0][
+            "TargetGroupArn"]  # fmt: skip
+        elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "1"}])  # fmt: skip
+        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        template = ec2.create_launch_template(LaunchTemplateName=NAME, LaunchTemplateData={
+            "ImageId": ami, "InstanceType": "t3.small"})["LaunchTemplate"]["LaunchTemplateId"]  # fmt: skip
+        ec2.create_launch_template_version(LaunchTemplateId=template, SourceVersion="1",
+                                           LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"})
+        asg.create_auto_scaling_group(AutoScalingGroupName=NAME, MinSize=1, MaxSize=4, DesiredCapacity=2,
+                                      VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[tg],
+                                      HealthCheckType="ELB", HealthCheckGracePeriod=1,
+                                      LaunchTemplate={"LaunchTemplateId": template, "Version": "1"})  # fmt: skip
+        refreshes = __import__("ec2_fleet_dev.lab.refresh", fromlist=["REFRESHES"]).REFRESHES
+        refreshes.clear()
+        lab = {"asg": asg, "tg": tg, "template": template, "pass": autoscaling.AutoScaling(REGION).step,
+               "unhealthy": set()}  # fmt: skip
+        settle(lab, lambda: len(versions(lab)) == 2)
+        yield lab
+        moto_lab.BOOK.draining.clear()
+        moto_lab.BOOK.health.clear()
+        refreshes.clear()
+
+
+def one_pass(lab: dict[str, Any]) -> None:
+    """The lab's pass, then the load balancer's checks: registered targets healthy (but the test's unhealthy)."""
+    lab["pass"]()
+    backend = moto_lab.backend("elbv2", REGION)
+    with moto_lab.BOOK.lock:
+        for instance_id, target in backend.target_groups[lab["tg"]].targets.items():
+            state = "unhealthy" if instance_id in lab["unhealthy"] else "healthy"
+            moto_lab.BOOK.health[(lab["tg"], instance_id, int(target["Port"]))] = moto_lab.Health(state)
+
+
+def settle(lab: dict[str, Any], done: Callable[[], Any], seconds: float = 30) -> list[dict]:
+    """Passes until done(); the refresh's states seen on the way."""
+    seen, deadline = [], time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {versions(lab)} {refreshes(lab)[:1]}"
+        one_pass(lab)
+        seen.append({"live": dict(versions(lab)), "refresh": (refreshes(lab) or [{}])[0]})
+        time.sleep(0.1)
+    return seen
+
+
+def versions(lab: dict[str, Any]) -> dict[str, str]:
+    """Live instance -> its launch template version."""
+    group = lab["asg"].describe_auto_scaling_groups(AutoScalingGroupNames=[NAME])["AutoScalingGroups"][0]
+    return {i["InstanceId"]: i["LaunchTemplate"]["Version"] for i in group["Instances"]
+            if i["LifecycleState"] in autoscaling.LIVE}  # fmt: skip
+
+
+def refreshes(lab: dict[str, Any]) -> list[dict]:
+    return lab["asg"].describe_instance_refreshes(AutoScalingGroupName=NAME)["InstanceRefreshes"]
+
+
+def status(lab: dict[str, Any]) -> str:
+    return refreshes(lab)[0]["Status"]
+
+
+def start(lab: dict[str, Any], **preferences: Any) -> str:
+    return lab["asg"].start_instance_refresh(
+        AutoScalingGroupName=NAME, DesiredConfiguration={"LaunchTemplate": {"LaunchTemplateId": lab["template"],
+                                                                            "Version": "2"}},
+        Preferences={"InstanceWarmup": 0, **preferences})["InstanceRefreshId"]  # fmt: skip
+
+
+def group_version(lab: dict[str, Any]) -> str:
+    group = lab["asg"].describe_auto_scaling_groups(AutoScalingGroupNames=[NAME])["AutoScalingGroups"][0]
+    return group["LaunchTemplate"]["Version"]
+
+
+def test_a_refresh_replaces_one_at_a_time_keeping_the_min_healthy_and_ends_on_the_new_version(lab):
+    old = set(versions(lab))
+    start(lab, MinHealthyPercentage=50)
+    seen = settle(lab, lambda: status(lab) == "Successful")
+    assert set(versions(lab).values()) == {"2"} and not old & set(versions(lab))
+    assert group_version(lab) == "2"
+    assert refreshes(lab)[0]["PercentageComplete"] == 100 and refreshes(lab)[0]["InstancesToUpdate"] == 0
+    # Never fewer than one live instance of the desired two (50 %), never more than two (max 100 %).
+    assert all(1 <= len(s["live"]) <= 2 for s in seen), [s["live"] for s in seen]
+    assert any(s["refresh"].get("Status") == "InProgress" and 0 < s["refresh"]["PercentageComplete"] < 100
+               for s in seen)  # fmt: skip
+
+
+def test_max_healthy_above_100_launches_the_new_instances_before_the_old_ones_leave(lab):
+    lab["asg"].set_desired_capacity(AutoScalingGroupName=NAME, DesiredCapacity=1)
+    settle(lab, lambda: len(versions(lab)) == 1)
+    (old,) = versions(lab)
+    start(lab, MinHealthyPercentage=100, MaxHealthyPercentage=200)
+    seen = settle(lab, lambda: status(lab) == "Successful")
+    # The old one stayed until its replacement was ready: never fewer than one live, once two.
+    assert all(len(s["live"]) >= 1 for s in seen) and max(len(s["live"]) for s in seen) == 2
+    first_without_old = next(i for i, s in enumerate(seen) if old not in s["live"])
+    assert all(old in s["live"] for s in seen[:first_without_old])
+    assert list(versions(lab).values()) == ["2"]
+
+
+def test_skip_matching_leaves_instances_already_on_the_version_and_a_checkpoint_waits(lab):
+    start(lab, SkipMatching=True, MinHealthyPercentage=50, CheckpointPercentages=[50], CheckpointDelay=2)
+    settle(lab, lambda: "Checkpoint 50%" in refreshes(lab)[0]["StatusReason"])
+    assert status(lab) == "InProgress" and sorted(versions(lab).values()) == ["1", "2"]
+    held = time.monotonic()
+    settle(lab, lambda: status(lab) == "Successful")
+    assert time.monotonic() - held >= 1.5  # the checkpoint's delay
+    replaced = set(versions(lab))
+    # A second refresh to the same version with skip matching has nothing to do.
+    start(lab, SkipMatching=True)
+    settle(lab, lambda: status(lab) == "Successful")
+    assert set(versions(lab)) == replaced and refreshes(lab)[0]["PercentageComplete"] == 100
+
+
+def test_new_instances_that_never_become_healthy_fail_the_refresh_and_it_rolls_back(lab):
+    old = set(versions(lab))
+    lab["unhealthy"] = UnhealthyNew(old)
+    start(lab, MinHealthyPercentage=100, MaxHealthyPercentage=150, AutoRollback=True)
+    seen = settle(lab, lambda: status(lab) == "RollbackSuccessful", 60)
+    assert any(s["refresh"].get("Status") == "RollbackInProgress" for s in seen)
+    assert "failed to become ready" in refreshes(lab)[0]["StatusReason"]
+    assert set(versions(lab)) == old and group_version(lab) == "1"  # the old ones never left
+    assert all(old <= set(s["live"]) for s in seen)
+
+
+def test_without_auto_rollback_it_fails_and_a_cancel_stops_a_refresh(lab):
+    old = set(versions(lab))
+    lab["unhealthy"] = UnhealthyNew(old)
+    start(lab, MinHealthyPercentage=100, MaxHealthyPercentage=150)
+    settle(lab, lambda: status(lab) == "Failed", 60)
+    lab["unhealthy"] = set()
+    lab["asg"].update_auto_scaling_group(AutoScalingGroupName=NAME,
+                                         LaunchTemplate={"LaunchTemplateId": lab["template"], "Version": "1"})
+    settle(lab, lambda: set(versions(lab).values()) == {"1"} and len(versions(lab)) == 2)
+    lab["asg"].start_instance_refresh(AutoScalingGroupName=NAME, Preferences={"CheckpointPercentages": [100]})
+    with pytest.raises(lab["asg"].exceptions.InstanceRefreshInProgressFault):
+        lab["asg"].start_instance_refresh(AutoScalingGroupName=NAME)
+    lab["asg"].cancel_instance_refresh(AutoScalingGroupName=NAME)
+    settle(lab, lambda: status(lab) == "Cancelled")
+
+
+class UnhealthyNew(set):
+    """Every instance but the given old ones fails the load balancer's checks."""
+
+    def __init__(self, old: set[str]) -> None:
+        super().__init__()
+        self.old = old
+
+    def __contains__(self, instance_id: object) -> bool:
+        return instance_id not in self.old
