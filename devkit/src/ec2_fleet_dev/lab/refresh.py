@@ -103,6 +103,11 @@ def _version(group: FakeAutoScalingGroup, spec: str) -> int:
     return int(group.ec2_launch_template.get_version(spec).number)
 
 
+def _flag(value: Any) -> bool:
+    """A boolean preference, as the query protocol may hand it over ("true"/"false") or as a bool."""
+    return str(value).lower() == "true"
+
+
 def _set_version(group: FakeAutoScalingGroup, spec: str) -> None:
     """The version the group launches (and DescribeAutoScalingGroups shows)."""
     group.launch_template_version = spec
@@ -187,7 +192,7 @@ def step(group: FakeAutoScalingGroup, now: float) -> None:
     if refresh.failures >= FAILURES_TO_FAIL:
         reason = (f"{refresh.failures} new instances of launch template version {refresh.version} failed to become "
                   "ready (launch abandoned or unhealthy)")  # fmt: skip
-        if refresh.status == "InProgress" and _preference(refresh, "AutoRollback", False):
+        if refresh.status == "InProgress" and _flag(_preference(refresh, "AutoRollback", False)):
             _roll_back(group, refresh, reason)
         else:
             _end(refresh, "RollbackFailed" if refresh.status == "RollbackInProgress" else "Failed", reason)
@@ -263,7 +268,7 @@ def _start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
         if spec is not None:
             _set_version(group, str(spec))
         version = _version(group, group.launch_template_version)
-        skip = str(preferences.get("SkipMatching", "false")).lower() == "true"
+        skip = _flag(preferences.get("SkipMatching", False))
         to_replace = {s.instance.id for s in autoscaling.live_of(group)
                       if not (skip and autoscaling.lab_of(s)["version"] == version)}  # fmt: skip
         refresh = Refresh(str(uuid.uuid4()), group.name, version, previous, preferences, desired_configuration,
