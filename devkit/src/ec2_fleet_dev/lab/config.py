@@ -53,7 +53,7 @@ class LabConfig:
     alarm_seconds: float = 5.0
     # An Auto Scaling group's instance gets its type's vCPUs and memory scaled to this machine (scaling.py): each
     # vCPU is this share of a host core (a CPU quota), each GiB this many MiB (a memory limit).
-    cores_per_vcpu: float = 0.1
+    cores_per_vcpu: float = 0.05
     mib_per_gib: int = 256
     # One CloudWatch period of target tracking's alarms (60 s on AWS): 3 above the target scale out, 15 below
     # 90 % of it scale in.
