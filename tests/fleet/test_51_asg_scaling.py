@@ -3,7 +3,7 @@ scaling on its average CPU (70 %) and memory use (80 %), the only targets behind
 tests run (the fixed fleet's hosts leave the target group, drained, and come back after).
 
 The lab gives each of the group's instances its type's CPU and memory scaled to this machine (a t3.small: 0.1 of a
-core, 512 MiB), publishes their CPUUtilization and mem_used_percent to CloudWatch, and evaluates the policies as
+core, 1 GiB), publishes their CPUUtilization and mem_used_percent to CloudWatch, and evaluates the policies as
 AWS's target-tracking alarms do on 10 s periods instead of 60 (devkit lab/scaling.py). Load goes through the load
 balancer (ec2_fleet_dev.loadgen); the memory is taken by a process the test starts on the instance.
 """

@@ -54,7 +54,7 @@ class LabConfig:
     # An Auto Scaling group's instance gets its type's vCPUs and memory scaled to this machine (scaling.py): each
     # vCPU is this share of a host core (a CPU quota), each GiB this many MiB (a memory limit).
     cores_per_vcpu: float = 0.05
-    mib_per_gib: int = 256
+    mib_per_gib: int = 512
     # One CloudWatch period of target tracking's alarms (60 s on AWS): 3 above the target scale out, 15 below
     # 90 % of it scale in.
     scaling_period_seconds: float = 10.0

@@ -3,7 +3,7 @@ them as Auto Scaling does (moto stores the policies and evaluates none: docs/aut
 
 Resources. A group's instance runs with its instance type's vCPUs and memory, scaled to one build machine:
 each vCPU is `cores_per_vcpu` of a host core (a CPU quota) and each GiB `mib_per_gib` MiB (a memory limit), so
-a t3.small (2 vCPUs, 2 GiB) gets 0.1 of a core and 512 MiB by default (a request to the app's /version costs about
+a t3.small (2 vCPUs, 2 GiB) gets 0.1 of a core and 1 GiB by default (a request to the app's /version costs about
 1 % of it: measured in tests/fleet/test_51_asg_scaling.py, which prints it). Utilization then means what it means on
 EC2: load through the load balancer drives it to 100 %.
 
