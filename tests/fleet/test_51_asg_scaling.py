@@ -158,7 +158,8 @@ def scale_out_then_in(fleet, g: dict, during_high) -> dict:
     made = len(decisions(fleet))
     with during_high as high:
         wait_for("a scale-out decision", scaled_out, 180)
-        decision = decisions(fleet)[made]
+        # The lab's status file shows it within a pass (a second) of the group's new desired capacity.
+        decision = wait_for("the decision in the lab's status", lambda: (decisions(fleet)[made:] or [None])[0], 10)
         new = wait_for("the new instance", lambda: sorted(set(live(g)) - {first}) or None, 30)
         answered = wait_for(f"{new} serving", lambda: set(new) & high.answering() and time.time(), 240)
         seen_desired.add(desired(g))
