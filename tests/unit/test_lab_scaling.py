@@ -97,12 +97,13 @@ def desired(lab: dict[str, Any]) -> int:
         "DesiredCapacity"]  # fmt: skip
 
 
-def run(lab: dict[str, Any], seconds: float, cpu: float, memory: float = 30.0, until: Any = None) -> float:
+def run(lab: dict[str, Any], seconds: float, cpu: float, memory: float = 30.0, until: Any = None,
+        only: dict[str, tuple[float, float]] | None = None) -> float:
     """Up to `seconds` of the lab's passes (every 5 s of the clock) with every live instance at cpu and memory
-    percent, or until `until()`: the seconds it ran."""
+    percent (but those in `only`, at theirs), or until `until()`: the seconds it ran."""
     for n in range(1, int(seconds // 5) + 1):
         for instance in members(lab):
-            lab["cgroups"].load[instance] = (cpu, memory)
+            lab["cgroups"].load[instance] = (only or {}).get(instance, (cpu, memory))
         lab["clock"].offset += 5
         lab["lifecycle"].step()
         lab["tracker"].step()
@@ -133,6 +134,17 @@ def test_memory_above_its_target_scales_out_within_max(lab):
     assert desired(lab) == 2
     run(lab, 120, cpu=10, memory=100)  # would be 3: max is 2
     assert desired(lab) == 2
+
+
+def test_a_new_instance_counts_with_its_own_use_once_warm_not_with_the_last_average(lab):
+    """One instance holds 90 % of its memory, the scale-out's new one 20 %: once the new one is warm the average is
+    of both (55 %), and no second scale-out follows (an average of the first alone, times two, would ask for 3)."""
+    (first,) = members(lab)
+    run(lab, 70, cpu=10, memory=20)
+    run(lab, 60, cpu=10, memory=20, only={first: (10, 90)}, until=lambda: desired(lab) > 1)
+    assert desired(lab) == 2
+    run(lab, 180, cpu=10, memory=20, only={first: (10, 90)})
+    assert desired(lab) == 2, lab["tracker"].decisions
 
 
 def test_scale_in_needs_every_policy_low_for_15_periods_and_stops_at_min(lab):

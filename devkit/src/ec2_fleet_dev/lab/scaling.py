@@ -17,7 +17,7 @@ Target tracking, per group, on the averages of its InService instances past thei
 EstimatedInstanceWarmup): AWS makes two alarms per policy, high (3 datapoints of 1 minute above the target) and
 low (15 datapoints below 90 % of it). The lab evaluates the same counts on `scaling_period_seconds` periods (10 s
 by default instead of 60: a lab minute; say so where a figure depends on it). High: the desired capacity becomes
-ceil(warm x value / target) where warm is the number of instances the average is of, when that is more than the
+ceil(warm x value / target) where warm is the number of instances the period's average is of, when that is more than the
 instances running (launching and warming ones included: a scale-out is not repeated while its instances warm up),
 at most max. Low, only when every policy of the group is low and no instance is launching or warming up: the
 largest of the policies' ceil(warm x value / target), at least min (a policy with DisableScaleIn never scales in).
@@ -119,6 +119,7 @@ class Tracker:
     low: int = 0
     last_period: int = -1
     values: list[float] = field(default_factory=list)
+    warm: int = 0  # how many instances the last value is the average of
 
 
 class Scaling:
@@ -201,17 +202,19 @@ class Scaling:
                 self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=batch[start:start + 500])
 
     # --- target tracking ---------------------------------------------------------------------------
-    def average(self, group: Any, kind: str, start: float, end: float) -> float | None:
+    def average(self, group: Any, kind: int, start: float, end: float) -> tuple[float, int] | None:
         """The group's average of `kind` (0 CPU, 1 memory) over [start, end) on its InService instances past
-        their warmup, or None without one."""
-        values = []
+        their warmup at the start, and how many they are; None without one."""
+        values, instances = [], 0
         for state in group.instance_states:
             lab = autoscaling.lab_of(state)
             warm = lab["in_service"] is not None and lab["in_service"] + self._warmup(group) <= start
             if state.lifecycle_state != "InService" or not warm:
                 continue
-            values += [s[1 + kind] for s in self.samples.get(state.instance.id, ()) if start <= s[0] < end]
-        return sum(values) / len(values) if values else None
+            mine = [s[1 + kind] for s in self.samples.get(state.instance.id, ()) if start <= s[0] < end]
+            values += mine
+            instances += 1 if mine else 0
+        return (sum(values) / len(values), instances) if values else None
 
     @staticmethod
     def _warmup(group: Any) -> float:
@@ -237,7 +240,6 @@ class Scaling:
         warming = [s for s in live if s.lifecycle_state != "InService"
                    or (autoscaling.lab_of(s)["in_service"] or now) + self._warmup(group) > now]  # fmt: skip
         capacity = len(live)
-        warm = capacity - len(warming)  # the instances the averages are of
         outs, ins, all_low = [], [], True
         for policy in policies:
             config = policy.target_tracking_configuration
@@ -249,14 +251,16 @@ class Scaling:
             tracker = self.trackers.setdefault((group.name, policy.name), Tracker())
             if index != tracker.last_period:
                 tracker.last_period = index
-                value = self.average(group, kind, start, end)
-                if value is None:
+                averaged = self.average(group, kind, start, end)
+                if averaged is None:
                     tracker.high = tracker.low = 0
                 else:
+                    value, tracker.warm = averaged
                     tracker.values = [*tracker.values[-(LOW_PERIODS - 1):], value]
                     tracker.high = tracker.high + 1 if value > target else 0
                     tracker.low = tracker.low + 1 if value < target * LOW_FACTOR else 0
             value = tracker.values[-1] if tracker.values else None
+            warm = tracker.warm  # the instances the last period's average is of
             # What the warm instances' load needs at the target; the warming ones count towards it.
             if value is not None and tracker.high >= HIGH_PERIODS and warm:
                 outs.append((math.ceil(warm * value / target), policy.name, value, target))
