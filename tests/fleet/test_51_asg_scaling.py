@@ -244,8 +244,8 @@ def test_a_killed_instance_is_replaced_by_the_group_and_only_requests_sent_to_it
     autoscaling = g["autoscaling"]
     autoscaling.update_auto_scaling_group(AutoScalingGroupName=g["name"], MinSize=2, DesiredCapacity=2)
     try:
-        wait_for("two healthy", lambda: len(live(g)) == 2 and sorted(target_health(g).get(i) for i in live(g))
-                 == ["healthy", "healthy"], 240)  # fmt: skip
+        wait_for("two healthy", lambda: len(live(g)) == 2 and all(
+            target_health(g).get(i) == "healthy" for i in live(g)), 240)  # fmt: skip
         victim, other = sorted(live(g))
         with LoadGen(fleet.endpoints["lb_url"] + "/version", rate=10, timeout=5, max_seconds=900,
                      ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True, target_group_arn=g["tg"],
