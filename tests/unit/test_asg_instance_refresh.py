@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from lab_asg_support import network
 
 from ec2_fleet_dev.lab import autoscaling, moto_lab
 from ec2_fleet_dev.plays import ROOT, moto_server
@@ -32,13 +33,7 @@ def aws() -> Iterator[dict]:
     try:
         with moto_server() as url:
             ec2, asg, elbv2 = (boto3.client(s, endpoint_url=url, **CREDS) for s in ("ec2", "autoscaling", "elbv2"))
-            vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-            subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n}.0/24", AvailabilityZone=f"us-east-1{z}")[
-                "Subnet"]["SubnetId"] for n, z in enumerate("ab")]  # fmt: skip
-            tg = elbv2.create_target_group(Name=NAME, Protocol="HTTP", Port=8000, VpcId=vpc)["TargetGroups"][0][
-                "TargetGroupArn"]  # fmt: skip
-            elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
-                {"Key": "deregistration_delay.timeout_seconds", "Value": "1"}])  # fmt: skip
+            subnets, tg = network(ec2, elbv2, NAME, "10.0")
             template = ec2.create_launch_template(LaunchTemplateName=NAME, LaunchTemplateData={
                 "ImageId": "ami-12345678", "InstanceType": "t3.small"})["LaunchTemplate"]["LaunchTemplateId"]
             for _ in range(2):  # versions 2 and 3 (BROKEN)

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from lab_asg_support import network
 from moto import mock_aws
 
 from ec2_fleet_dev.lab import autoscaling, moto_lab
@@ -30,13 +31,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws():
         c = {s: boto3.client(s, region_name=REGION) for s in ("ec2", "autoscaling", "elbv2", "iam")}
         ec2 = c["ec2"]
-        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-        c["subnets"] = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"{REGION}{z}")[
-            "Subnet"]["SubnetId"] for n, z in enumerate("ab")]  # fmt: skip
-        c["tg"] = c["elbv2"].create_target_group(Name=NAME, Protocol="HTTP", Port=8000, VpcId=vpc)["TargetGroups"][0][
-            "TargetGroupArn"]  # fmt: skip
-        c["elbv2"].modify_target_group_attributes(TargetGroupArn=c["tg"], Attributes=[
-            {"Key": "deregistration_delay.timeout_seconds", "Value": "1"}])  # fmt: skip
+        c["subnets"], c["tg"] = network(ec2, c["elbv2"], NAME, "10.9")
         c["profile"] = c["iam"].create_instance_profile(InstanceProfileName=NAME)["InstanceProfile"]["Arn"]
         ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         c["template"] = ec2.create_launch_template(LaunchTemplateName=NAME, LaunchTemplateData={

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from lab_asg_support import network
 from moto import mock_aws
 
 from ec2_fleet_dev.lab import autoscaling, moto_lab
@@ -25,13 +26,7 @@ def lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         monkeypatch.setattr(cls, name, value, raising=False)
     with mock_aws():
         ec2, asg, elbv2 = (boto3.client(s, region_name=REGION) for s in ("ec2", "autoscaling", "elbv2"))
-        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"{REGION}{z}")[
-            "Subnet"]["SubnetId"] for n, z in enumerate("ab")]  # fmt: skip
-        tg = elbv2.create_target_group(Name=NAME, Protocol="HTTP", Port=8000, VpcId=vpc)["TargetGroups"][0][
-            "TargetGroupArn"]  # fmt: skip
-        elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
-            {"Key": "deregistration_delay.timeout_seconds", "Value": "1"}])  # fmt: skip
+        subnets, tg = network(ec2, elbv2, NAME, "10.9")
         ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         template = ec2.create_launch_template(LaunchTemplateName=NAME, LaunchTemplateData={
             "ImageId": ami, "InstanceType": "t3.small"})["LaunchTemplate"]["LaunchTemplateId"]  # fmt: skip

@@ -212,6 +212,22 @@ def _draining(group: FakeAutoScalingGroup, instance_id: str) -> bool:
     return any(key[1] == instance_id for arn in group.target_group_arns for key in moto_lab.BOOK.draining_of(arn))
 
 
+def target_states(group: FakeAutoScalingGroup, state: InstanceState) -> dict[str, str | None]:
+    """The instance's state in each of the group's target groups (name -> state as the load balancer's checks
+    decided it; None: registered, not checked yet), for those it is registered in."""
+    elbv2 = group.autoscaling_backend.elbv2_backend
+    found: dict[str, str | None] = {}
+    for arn in group.target_group_arns:
+        tg = elbv2.target_groups.get(arn)
+        registered = tg.targets.get(state.instance.id) if tg is not None else None
+        if registered is None:
+            continue
+        with moto_lab.BOOK.lock:
+            health = moto_lab.BOOK.health.get((arn, state.instance.id, int(registered["Port"])))
+        found[tg.name] = health.state if health is not None else None
+    return found
+
+
 # for refresh.py
 live_of = _live
 scale_in_order = _scale_in_order
@@ -441,15 +457,8 @@ class AutoScaling:
         since = _lab(state)["in_service"]
         if since is None or now - since < float(group.health_check_grace_period or 0):
             return
-        elbv2 = group.autoscaling_backend.elbv2_backend
-        for arn in group.target_group_arns:
-            tg = elbv2.target_groups.get(arn)
-            registered = tg.targets.get(state.instance.id) if tg is not None else None
-            if registered is None:
-                continue
-            with moto_lab.BOOK.lock:
-                health = moto_lab.BOOK.health.get((arn, state.instance.id, int(registered["Port"])))
-            if health is not None and health.state == "unhealthy":
+        for name, health in target_states(group, state).items():
+            if health == "unhealthy":
                 state.health_status = "Unhealthy"
-                _start_terminating(group, state, f"ELB health check: unhealthy in {tg.name}")
+                _start_terminating(group, state, f"ELB health check: unhealthy in {name}")
                 return

@@ -37,7 +37,7 @@ from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 
-from ec2_fleet_dev.lab import autoscaling, moto_lab
+from ec2_fleet_dev.lab import autoscaling
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +125,8 @@ def _ready(group: FakeAutoScalingGroup, state: InstanceState, warmup: float, now
         return False
     if group.health_check_type != "ELB":
         return True
-    elbv2 = group.autoscaling_backend.elbv2_backend
-    for arn in group.target_group_arns:
-        tg = elbv2.target_groups.get(arn)
-        registered = tg.targets.get(state.instance.id) if tg is not None else None
-        if registered is None:
-            return False
-        with moto_lab.BOOK.lock:
-            health = moto_lab.BOOK.health.get((arn, state.instance.id, int(registered["Port"])))
-        if health is None or health.state != "healthy":
-            return False
-    return True
+    states = autoscaling.target_states(group, state)
+    return len(states) == len(group.target_group_arns) and all(s == "healthy" for s in states.values())
 
 
 def _end(refresh: Refresh, status: str, reason: str) -> None:
