@@ -5,8 +5,8 @@ used as an Auto Scaling group would: an instance launched from it, with no key p
 release current and the app's units but not started, no secret and no key of the builder; writing the
 environment's env file and starting the app is all it takes to serve. Another instance does that on its own, as an
 Auto Scaling group's will: its user data runs the image's ec2-fleet-boot, which reads the settings from SSM through
-an interface endpoint. A group of the image (roles/aws_asg, run by the lab as AWS does) scales out and in under
-load. A second run reuses the image; bad inputs are refused before anything is launched.
+an interface endpoint (a group of the image, made by roles/aws_asg: asg_of_image, used by test_51_asg_scaling.py).
+A second run reuses the image; bad inputs are refused before anything is launched.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import pytest
 from test_30_rolling import aws, target_group_arn
 
 from ec2_fleet_dev.labs import LAB_TAGS, wait_for
-from ec2_fleet_dev.loadgen import LoadGen, delivery
 from ec2_fleet_dev.plays import run_playbook
 
 pytestmark = pytest.mark.fleet
@@ -46,10 +45,6 @@ def running(fleet, role: str) -> list[dict]:
         {"Name": "tag:Role", "Values": [role]}, {"Name": "instance-state-name", "Values": ["pending", "running"]},
     ])["Reservations"]  # fmt: skip
     return [i for r in found for i in r["Instances"]]
-
-
-def running_state(ec2, instance_id: str) -> str:
-    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
 
 
 def images(fleet) -> list[dict]:
@@ -288,48 +283,6 @@ def members(group: dict) -> dict[str, str]:
 def target_health(group: dict) -> dict[str, str]:
     found = group["elbv2"].describe_target_health(TargetGroupArn=group["tg"])["TargetHealthDescriptions"]
     return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in found}
-
-
-def test_an_auto_scaling_group_of_the_image_scales_out_and_in_under_load_without_a_failed_request(baked, tmp_path):
-    """roles/aws_asg makes a group of the baked image. Its instance boots on its own and completes the launch hook
-    only once ready; only then is it registered, and it serves through the load balancer. Under load, a scale-out
-    adds an instance that serves the release with no playbook run; a scale-in drains one before it is terminated:
-    no request fails."""
-    fleet, release, _, image = baked
-    with asg_of_image(fleet, release, image, tmp_path) as group:
-        autoscaling, ec2 = group["autoscaling"], group["ec2"]
-        # The role waited for it in service: its ec2-fleet-boot completed the launch hook once the app was ready.
-        (first,) = members(group)
-        assert members(group)[first] == "InService"
-        log = sh(container(fleet, first), "cat /var/log/cloud-init-output.log").stdout
-        assert "ready in" in log and "lifecycle hook launch: CONTINUE" in log, log
-        wait_for(f"{first} healthy in the target group", lambda: target_health(group).get(first) == "healthy", 120)
-
-        with LoadGen(fleet.endpoints["lb_url"] + "/version", rate=20, timeout=5, max_seconds=600,
-                     ca_file=fleet.endpoints["lb_ca_file"], keep_alive=True) as load:  # fmt: skip
-            time.sleep(2)
-            started = time.monotonic()
-            autoscaling.set_desired_capacity(AutoScalingGroupName=group["name"], DesiredCapacity=2)
-            (second,) = wait_for("the scale-out's instance", lambda: set(members(group)) - {first} or None, 30)
-            wait_for(f"{second} serving through the load balancer", lambda: second in load.answering(), 240)
-            scale_out = time.monotonic() - started
-            # Scale in: one of the two leaves, drained first (the target group's deregistration delay).
-            autoscaling.set_desired_capacity(AutoScalingGroupName=group["name"], DesiredCapacity=1)
-            leaving = wait_for("a leaving instance", lambda: next(
-                (i for i, s in members(group).items() if s.startswith("Terminating")), None), 30)  # fmt: skip
-            assert target_health(group).get(leaving) in ("draining", "unused", None)
-            wait_for(f"{leaving} terminated", lambda: running_state(ec2, leaving) == "terminated", 420)
-            time.sleep(2)
-        report = load.report
-        assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
-        assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
-        # Both of the group's instances served the baked release through the load balancer.
-        for instance in (first, second):
-            assert set(report["answered_by"].get(instance, {})) == {release}, report["answered_by"]
-        assert list(members(group).values()) == ["InService"]
-        print(f"\nFIGURE asg_scale_out_to_first_request_s={scale_out:.1f} (SetDesiredCapacity to the new "
-              "instance's first answer through the load balancer: launch, boot, ec2-fleet-boot, launch hook, "
-              "registration, health checks)")
 
 
 def test_a_second_bake_of_the_release_reuses_its_image(baked):

@@ -35,7 +35,13 @@ def group(baked, tmp_path_factory):
     fleet, release, _, image = baked
     with asg_of_image(fleet, release, image, tmp_path_factory.mktemp("asg"), aws_asg_max_size=MAX,
                       aws_asg_instance_warmup=30, aws_asg_health_check_grace_period=60) as g:  # fmt: skip
+        # The role waited for it in service: its ec2-fleet-boot completed the launch hook once the app was ready,
+        # and only then was it registered.
         (first,) = members(g)
+        assert members(g)[first] == "InService"
+        log = subprocess.run(["podman", "exec", container(fleet, first), "cat", "/var/log/cloud-init-output.log"],
+                             capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+        assert "ready in" in log and "lifecycle hook launch: CONTINUE" in log, log
         wait_for(f"{first} healthy", lambda: target_health(g).get(first) == "healthy", 120)
         elbv2 = g["elbv2"]
         found = elbv2.describe_target_health(TargetGroupArn=g["tg"])["TargetHealthDescriptions"]
@@ -144,12 +150,13 @@ class MemoryHigh:
         self.hog.__exit__(*exc)
 
 
-def scale_out_then_in(fleet, g: dict, during_high) -> dict:
+def scale_out_then_in(fleet, g: dict, during_high, back_in: bool = True) -> dict:
     """While `during_high` holds the group's metric high (a context manager giving its Loads): the group scales out
     (never above MAX) and the new instance serves; after it, under light load, back in to 1, each leaving instance
-    out of the target group (drained) before it is terminated. Returns what the figures need."""
+    out of the target group (drained) before it is terminated. Without `back_in`, the group is kept at its two
+    (min 2) instead. Returns what the figures need."""
     (first,) = live(g)
-    seen_desired, drained_first = set(), True
+    seen_desired: set[int] = set()
 
     def scaled_out() -> bool:
         seen_desired.add(desired(g))
@@ -165,6 +172,24 @@ def scale_out_then_in(fleet, g: dict, during_high) -> dict:
         seen_desired.add(desired(g))
         time.sleep(10)
         seen_desired.add(desired(g))
+        if not back_in:
+            g["autoscaling"].update_auto_scaling_group(AutoScalingGroupName=g["name"], MinSize=2)
+    if back_in:
+        scale_in(fleet, g, seen_desired)
+    assert max(seen_desired) <= MAX, seen_desired
+    for report in high.reports:
+        assert_no_failed_requests(report)
+    answered_by: dict[str, set[str]] = {}
+    for report in high.reports:
+        for instance, releases in report["answered_by"].items():
+            answered_by.setdefault(instance, set()).update(releases)
+    return {"decision": decision, "answered": answered, "new": new, "answered_by": answered_by,
+            "requests": sum(r["requests"] for r in high.reports)}  # fmt: skip
+
+
+def scale_in(fleet, g: dict, seen_desired: set[int]) -> None:
+    """Under light load, the group back in to 1, each leaving instance drained before it is terminated."""
+    drained_first = True
     with load(fleet, LIGHT_RATE) as light:
         def back_to_one() -> bool:
             nonlocal drained_first
@@ -180,14 +205,6 @@ def scale_out_then_in(fleet, g: dict, during_high) -> dict:
     assert max(seen_desired) <= MAX, seen_desired
     assert drained_first, "an instance left while still healthy in the target group"
     assert_no_failed_requests(light.report)
-    for report in high.reports:
-        assert_no_failed_requests(report)
-    answered_by: dict[str, set[str]] = {}
-    for report in high.reports:
-        for instance, releases in report["answered_by"].items():
-            answered_by.setdefault(instance, set()).update(releases)
-    return {"decision": decision, "answered": answered, "new": new, "answered_by": answered_by,
-            "requests": sum(r["requests"] for r in high.reports)}  # fmt: skip
 
 
 def test_load_above_70_percent_cpu_scales_the_group_out_and_back_in_without_a_failed_request(group):
@@ -226,18 +243,28 @@ class MemoryHog:
         subprocess.run(["podman", "exec", self.name, "pkill", "-f", "bytearray"], timeout=30, check=False)
 
 
-def test_memory_use_above_80_percent_scales_the_group_out_and_back_in_without_a_failed_request(group):
+def test_memory_use_above_80_percent_scales_the_group_out_without_a_failed_request(group):
+    """The scale-in is the CPU test's (the same alarm logic: 15 periods below 90 % of every target); the group keeps
+    its two instances (min 2) for the next test, and its memory falls back once the process is gone."""
     fleet, _, g = group
     wait_for("one instance", lambda: len(live(g)) == 1 and desired(g) == 1, 60)
-    result = scale_out_then_in(fleet, g, MemoryHigh(fleet, g))
+    result = scale_out_then_in(fleet, g, MemoryHigh(fleet, g), back_in=False)
     assert "memory" in result["decision"]["cause"], result["decision"]
     assert set(result["answered_by"]) >= {*result["new"]}, result["answered_by"]
-    memory = group_average(fleet, g, "CWAgent", "mem_used_percent", 60)
-    assert memory is not None and memory < 72, memory  # the hog is gone: below 90 % of the target
+    seen: list[float | None] = []
+
+    def freed() -> bool:
+        seen.append(group_average(fleet, g, "CWAgent", "mem_used_percent", 15))
+        return seen[-1] is not None and seen[-1] < 72  # below 90 % of the target
+
+    try:
+        wait_for("the group's memory below 72 % once the process is gone", freed, 90, interval=5)
+    finally:
+        print(f"\nthe group's memory (15 s averages) after the process: {seen}")
 
 
 def test_a_killed_instance_is_replaced_by_the_group_and_only_requests_sent_to_it_before_it_is_marked_fail(group):
-    """Two in service (min 2 for the test, so target tracking keeps both); one's container is killed for good
+    """Two in service (the memory test's, min 2, so target tracking keeps both); one's container is killed for good
     (EC2 still says running, as a host that froze): the load balancer's checks mark it unhealthy, the group's ELB
     health check replaces it (drained, terminated, a new one launched from the template), and the new one serves."""
     fleet, release, g = group
@@ -261,12 +288,16 @@ def test_a_killed_instance_is_replaced_by_the_group_and_only_requests_sent_to_it
         report = run.report
         assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
         killed_t = killed_at - datetime.fromisoformat(report["started_at"]).timestamp()
-        marked_t = next(s["t"] for s in report["target_health"] if s["states"].get(victim) == "unhealthy")
+        # Out of service: unhealthy, or already draining (the group's health check acts within a second of the
+        # load balancer's mark, so a sample a second apart may see only the draining), or gone.
+        seen = [(s["t"], s["states"].get(victim)) for s in report["target_health"] if s["t"] >= killed_t]
+        marked_t = next((t for t, state in seen if state != "healthy"), None)
+        assert marked_t is not None, (report["target_health_errors"][:3], seen[-5:])
         failed_seconds = [s["t"] for s in report["series"] if s["failed"]]
         assert all(int(killed_t) <= t <= marked_t + 1 for t in failed_seconds), (killed_t, marked_t, failed_seconds)
         assert set(report["answered_by"]) >= {other, *replacement}, report["answered_by"]
         assert all(set(r) == {release} for r in report["answered_by"].values()), report["answered_by"]
-        print(f"\nFIGURE asg_killed_instance: marked unhealthy {marked_t - killed_t:.1f} s after the kill, "
-              f"{report['failed']} of {report['requests']} requests failed, all sent in that time")
+        print(f"\nFIGURE asg_killed_instance: out of service (unhealthy or draining) {marked_t - killed_t:.1f} s "
+              f"after the kill, {report['failed']} of {report['requests']} requests failed, all sent in that time")
     finally:
         autoscaling.update_auto_scaling_group(AutoScalingGroupName=g["name"], MinSize=1, DesiredCapacity=1)
