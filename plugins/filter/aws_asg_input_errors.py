@@ -49,6 +49,9 @@ def aws_asg_input_errors(inputs: Mapping[str, Any]) -> list[str]:
         )
     if v["aws_asg_state"] == "absent":
         return e
+    if v["aws_asg_group_version"] not in ("latest", "current"):
+        e.append(f"aws_asg_group_version must be latest (the group runs a new template version at once) or current "
+                 f"(it stays on its version, for an instance refresh) (got '{v['aws_asg_group_version']}')")
     if not matches(AMI_ID_RE, v["aws_asg_image_id"]):
         e.append(f"aws_asg_image_id must be an image id like ami-0123456789abcdef0: the release's image, baked by "
                  f"playbooks/bake.yml (got '{v['aws_asg_image_id']}')")

@@ -136,6 +136,15 @@ def test_the_group_its_template_hooks_and_policies(client: Callable, run: Callab
     assert [h["LifecycleHookName"] for h in autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=NAME)[
         "LifecycleHooks"]] == ["launch"]  # fmt: skip
 
+    # aws_asg_group_version current (an instance refresh rolls the new version out): the next release's image is a
+    # new template version, made only; the group and the template's default stay on the version it runs.
+    staged = asg_play(run, tmp_path, place, aws_asg_image_id=place["images"][0], aws_asg_max_size=2,
+                      aws_asg_group_version="current")  # fmt: skip
+    assert staged.rc == 0, staged.tail()
+    assert int(group(client)["LaunchTemplate"]["Version"]) == int(version) + 1
+    template = ec2.describe_launch_templates(LaunchTemplateNames=[NAME])["LaunchTemplates"][0]
+    assert (template["LatestVersionNumber"], template["DefaultVersionNumber"]) == (int(version) + 2, int(version) + 1)
+
     # absent: the group and the template are gone.
     gone = asg_play(run, tmp_path, place, aws_asg_state="absent")
     assert gone.rc == 0, gone.tail()

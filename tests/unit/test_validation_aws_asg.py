@@ -65,6 +65,9 @@ CASES = [
      '{"Project": "ec2-fleet"})'),
     ({"aws_asg_role": "Web"}, "aws_asg_role (got 'Web')"),
     ({"aws_asg_state": "running"}, "aws_asg_state must be present or absent (got 'running')"),
+    ({"aws_asg_group_version": "newest"}, "aws_asg_group_version must be latest (the group runs a new template "
+                                          "version at once) or current (it stays on its version, for an instance "
+                                          "refresh) (got 'newest')"),
     ({"aws_asg_instance_type": "t3"}, "aws_asg_instance_type must look like t3.small or m7g.large (got 't3')"),
     ({"aws_asg_security_group_ids": []}, "aws_asg_security_group_ids must be one or more ids like sg-"),
     ({"aws_asg_instance_profile": ""}, "aws_asg_instance_profile must be an instance profile's name"),
