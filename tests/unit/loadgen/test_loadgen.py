@@ -487,7 +487,11 @@ def test_polling_errors_are_recorded_and_the_load_goes_on() -> None:
         loadgen.LoadGen(server.url, rate=20, target_group_arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:"
                         "targetgroup/none/0123456789abcdef", aws_url=dead_aws, poll_interval=0.3) as load,
     ):  # fmt: skip
-        time.sleep(1.0)
+        # The first poll builds a botocore client, which takes more than a second on a busy machine: wait for
+        # two failed polls (bounded), and check the load went on meanwhile.
+        deadline = time.monotonic() + 15
+        while (load.health_error_count() < 2 or load.now() < 1.0) and time.monotonic() < deadline:
+            time.sleep(0.1)
     report = load.report
     assert report["target_health"] == []
     assert report["target_health_error_count"] >= 2

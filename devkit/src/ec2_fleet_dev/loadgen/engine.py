@@ -256,6 +256,10 @@ class LoadGen:
         """The target-health samples taken so far (empty without a target group)."""
         return self._poller.samples() if self._poller is not None else []
 
+    def health_error_count(self) -> int:
+        """How many target-health polls have failed so far (0 without a target group)."""
+        return self._poller.error_count if self._poller is not None else 0
+
     def alarm_samples(self) -> list[dict[str, Any]]:
         """The alarm-state samples taken so far (empty without alarm_names)."""
         return self._alarm_poller.samples() if self._alarm_poller is not None else []
