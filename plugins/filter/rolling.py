@@ -177,6 +177,52 @@ def rolling_input_errors(inputs: Mapping[str, Any], base: str = "") -> list[str]
     if not str(inputs.get("rolling_app_root", "")).startswith("/"):
         errors.append("rolling_app_root must be the absolute directory of the app's releases "
                       f"(got '{inputs.get('rolling_app_root', '')}')")
+    errors.extend(rolling_asg_errors(inputs))
+    return errors
+
+
+ASG_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,124}$"
+AMI_RE = r"^ami-[0-9a-f]{8,17}$"
+
+
+def rolling_asg_errors(inputs: Mapping[str, Any]) -> list[str]:
+    """What is wrong with rolling_capacity and the rolling_asg_* settings (an Auto Scaling group's deploy: an
+    instance refresh to a new launch template version of the release's image)."""
+    capacity = inputs.get("rolling_capacity", "static")
+    if capacity not in ("static", "asg"):
+        return [f"rolling_capacity must be static (the hosts are updated in place) or asg (the hosts are an Auto "
+                f"Scaling group's: an instance refresh replaces them) (got {capacity})"]
+    if capacity == "static":
+        return []
+    errors = []
+    if not matches(ASG_NAME_RE, str(inputs.get("rolling_asg_name", "") or "")):
+        errors.append("rolling_capacity asg needs rolling_asg_name, the Auto Scaling group of the hosts "
+                      f"(got '{inputs.get('rolling_asg_name', '')}')")
+    image = str(inputs.get("rolling_asg_image_id", "") or "")
+    tags = inputs.get("rolling_asg_image_tags", {})
+    if image and not matches(AMI_RE, image):
+        errors.append(f"rolling_asg_image_id must be an image id like ami-0123456789abcdef0, or empty to find the "
+                      f"release's image by its tags (got '{image}')")
+    if not image and not (isinstance(tags, Mapping) and tags):
+        errors.append("rolling_capacity asg finds the release's image by rolling_asg_image_tags and its Release "
+                      "tag: give the tags bake.yml puts on it, such as {Project: ec2-fleet, App: orders-api} "
+                      f"(got {tags!r})")
+    low = as_int(inputs.get("rolling_min_healthy_percent", 50))
+    high = as_int(inputs.get("rolling_asg_max_healthy_percent", 200))
+    if high is None or not 100 <= high <= 200 or (low is not None and high - low > 100):
+        errors.append(f"rolling_asg_max_healthy_percent must be 100-200 and at most 100 above "
+                      f"rolling_min_healthy_percent (got {inputs.get('rolling_asg_max_healthy_percent')}): the "
+                      "group's size during the refresh, in percent of its desired capacity")
+    for name in ("rolling_asg_instance_warmup", "rolling_asg_wait_timeout"):
+        value = as_int(inputs.get(name, 0))
+        if value is None or value < 0:
+            errors.append(f"{name} must be a number of seconds, 0 or more (got {inputs.get(name)})")
+    if inputs.get("rolling_hooks"):
+        errors.append("rolling_hooks run on hosts updated in place; in rolling_capacity asg the refresh launches new "
+                      "instances from the image (checks belong to their readiness): set rolling_hooks to {}")
+    if inputs.get("rolling_action", "deploy") == "rollback" and not str(inputs.get("rolling_version", "") or ""):
+        errors.append("a rollback in rolling_capacity asg needs the release to go back to (rollback_to): the "
+                      "group's instances all run one release, whose image the rollback refreshes them to")
     return errors
 
 
@@ -527,6 +573,7 @@ class FilterModule:
             "rolling_timings": rolling_timings,
             "rolling_results": rolling_results,
             "rolling_outcome": rolling_outcome,
+            "rolling_asg_errors": rolling_asg_errors,
             "rolling_report_lines": rolling_report_lines,
             "rolling_summary": rolling_summary,
             "rolling_summary_parse": rolling_summary_parse,

@@ -36,6 +36,17 @@ options:
   launch_template_version:
     description: The version of the group's launch template to bring every instance to (C($Latest) allowed).
     type: str
+  image_id:
+    description:
+      - Instead of I(launch_template_version), the image to bring every instance to - a new version of the group's
+        launch template is made from the version the group runs, with this image and nothing else changed
+        (unless that version already has the image), and the refresh brings the instances to it. The template's
+        default version is left as it is.
+    type: str
+  version_description:
+    description: The description of the version made for I(image_id) (the release it carries).
+    type: str
+    default: ""
   min_healthy_percentage:
     description: Percent of the desired capacity kept in service and healthy throughout (0-100).
     type: int
@@ -102,6 +113,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+launch_template_version:
+  description: The version the refresh brings the instances to (with I(image_id), the version made for it).
+  returned: when state is started
+  type: str
+version_made:
+  description: With I(image_id), whether a new version was made for it (in check mode, would be).
+  returned: when image_id is given
+  type: bool
+previous_version:
+  description: The version the group ran before (the one an automatic rollback goes back to).
+  returned: when state is started
+  type: str
 instance_refresh_id:
   description: The refresh started (or followed, or cancelled); empty when there was none.
   returned: always
@@ -168,12 +191,33 @@ def _follow(module: AnsibleAWSModule, client, name: str, refresh_id: str) -> tup
         time.sleep(p["poll_interval"])
 
 
+def _version_of_image(module: AnsibleAWSModule, ec2, template: dict, image_id: str,
+                      description: str) -> tuple[str, bool]:
+    """The template version with image_id: the group's own when it has that image, else a new one made from it
+    (SourceVersion: every other parameter kept), unless in check mode ("(new)"). Returns (version, made)."""
+    running = str(template.get("Version", ""))
+    found = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"], Versions=[running])
+    current = found["LaunchTemplateVersions"][0]
+    data = current.get("LaunchTemplateData") or {}
+    if data.get("ImageId") == image_id:
+        return str(current["VersionNumber"]), False
+    if module.check_mode:
+        return "(new)", True
+    made = ec2.create_launch_template_version(
+        LaunchTemplateId=template["LaunchTemplateId"], SourceVersion=str(current["VersionNumber"]),
+        VersionDescription=description[:255], LaunchTemplateData={"ImageId": image_id},
+    )["LaunchTemplateVersion"]  # fmt: skip
+    return str(made["VersionNumber"]), True
+
+
 def main() -> None:
     module = AnsibleAWSModule(
         argument_spec={
             "name": {"type": "str", "required": True},
             "state": {"type": "str", "choices": ["started", "cancelled"], "default": "started"},
             "launch_template_version": {"type": "str"},
+            "image_id": {"type": "str"},
+            "version_description": {"type": "str", "default": ""},
             "min_healthy_percentage": {"type": "int", "default": 100},
             "max_healthy_percentage": {"type": "int", "default": 200},
             "instance_warmup": {"type": "int", "default": 0},
@@ -186,7 +230,8 @@ def main() -> None:
             "wait_timeout": {"type": "int", "default": 3600},
             "poll_interval": {"type": "float", "default": 5.0},
         },
-        required_if=[["state", "started", ["launch_template_version"]]],
+        required_if=[["state", "started", ["launch_template_version", "image_id"], True]],
+        mutually_exclusive=[["launch_template_version", "image_id"]],
         supports_check_mode=True,
     )
     p = module.params
@@ -212,6 +257,7 @@ def main() -> None:
     if errors:
         module.fail_json(msg="; ".join(errors))
     client = module.client("autoscaling", retry_decorator=AWSRetry.jittered_backoff(retries=10))
+    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff(retries=10)) if p["image_id"] else None
     name = p["name"]
     try:
         groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
@@ -237,15 +283,26 @@ def main() -> None:
             module.fail_json(msg=f"An instance refresh of {name} is in progress ({in_progress['InstanceRefreshId']}, "
                                  f"{in_progress['Status']}, {in_progress.get('PercentageComplete', 0)} %): wait for "
                                  "it or cancel it", **result)  # fmt: skip
+        template = groups[0].get("LaunchTemplate") or {}
+        spec = {k: template[k] for k in ("LaunchTemplateId",) if template.get(k)}
+        if not spec and not in_progress:
+            module.fail_json(msg=f"Auto Scaling group {name} has no launch template to refresh to")
+        previous = str(template.get("Version", ""))
+        version = p["launch_template_version"]
+        if p["image_id"] and not in_progress:
+            version, made = _version_of_image(module, ec2, template, p["image_id"], p["version_description"])
+            result["version_made"] = made
+            on_it = [i for i in groups[0].get("Instances", []) if i.get("LifecycleState") == "InService"
+                     and str((i.get("LaunchTemplate") or {}).get("Version", "")) == version]  # fmt: skip
+            if not made and len(on_it) == len(groups[0].get("Instances", [])):
+                # Every instance already runs the image's version: nothing to refresh.
+                module.exit_json(**{**result, "launch_template_version": version, "previous_version": previous})
+        result.update(launch_template_version=version or "", previous_version=previous)
         if module.check_mode:
             module.exit_json(**{**result, "changed": not in_progress})
         if in_progress:
             refresh_id = in_progress["InstanceRefreshId"]
         else:
-            template = groups[0].get("LaunchTemplate") or {}
-            spec = {k: template[k] for k in ("LaunchTemplateId",) if template.get(k)}
-            if not spec:
-                module.fail_json(msg=f"Auto Scaling group {name} has no launch template to refresh to")
             preferences = {
                 "MinHealthyPercentage": p["min_healthy_percentage"],
                 "MaxHealthyPercentage": p["max_healthy_percentage"],
@@ -259,7 +316,7 @@ def main() -> None:
                 preferences["CheckpointDelay"] = p["checkpoint_delay"]
             refresh_id = client.start_instance_refresh(
                 AutoScalingGroupName=name, Strategy="Rolling", Preferences=preferences,
-                DesiredConfiguration={"LaunchTemplate": {**spec, "Version": p["launch_template_version"]}},
+                DesiredConfiguration={"LaunchTemplate": {**spec, "Version": version}},
             )["InstanceRefreshId"]  # fmt: skip
         refresh, timeline, waited = _follow(module, client, name, refresh_id)
     except aws_errors() as exc:

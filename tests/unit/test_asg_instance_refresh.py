@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from lab_asg_support import network
+from moto.ec2.responses.launch_templates import LaunchTemplates
 
 from ec2_fleet_dev.lab import autoscaling, moto_lab
 from ec2_fleet_dev.plays import ROOT, moto_server
@@ -29,6 +30,7 @@ def aws() -> Iterator[dict]:
     patch = pytest.MonkeyPatch()
     for cls, name, value in [*autoscaling.patches(), *moto_lab.DRAIN_PATCHES]:
         patch.setattr(cls, name, value, raising=False)
+    patch.setattr(LaunchTemplates, "create_launch_template_version", moto_lab._create_launch_template_version)
     stop = threading.Event()
     try:
         with moto_server() as url:
@@ -45,7 +47,7 @@ def aws() -> Iterator[dict]:
                                           LaunchTemplate={"LaunchTemplateId": template, "Version": "1"})  # fmt: skip
             thread = threading.Thread(target=lab_loop, args=(stop, tg), daemon=True)
             thread.start()
-            yield {"url": url, "asg": asg}
+            yield {"url": url, "asg": asg, "ec2": ec2, "template": template}
             stop.set()
             thread.join(timeout=5)
     finally:
@@ -128,3 +130,28 @@ def test_a_refresh_in_progress_is_named_not_interrupted_and_can_be_cancelled(aws
 def test_bad_preferences_are_refused_before_any_call(aws: dict, args: dict, named: str) -> None:
     refused = module(aws, launch_template_version="2", **args)
     assert refused["failed"] is True and named in refused["msg"], refused
+
+
+def test_an_image_gets_a_version_made_from_the_one_the_group_runs_and_a_second_run_changes_nothing(aws: dict) -> None:
+    """What rolling_update.yml in asg mode does: the release's image in a new version of the group's template,
+    every other parameter the version the group runs has (SourceVersion), the default version left alone."""
+    image = "ami-0123456789abcdef0"
+    ec2 = aws["ec2"]
+    before = ec2.describe_launch_templates(LaunchTemplateIds=[aws["template"]])["LaunchTemplates"][0]
+    checked = module(aws, "--check", image_id=image, min_healthy_percentage=50, max_healthy_percentage=100)
+    assert (checked["changed"], checked["version_made"], checked["launch_template_version"]) == (True, True, "(new)")
+    assert ec2.describe_launch_templates(LaunchTemplateIds=[aws["template"]])["LaunchTemplates"][0] == before
+    done = module(aws, image_id=image, version_description="2.0.0", min_healthy_percentage=50,
+                  max_healthy_percentage=100)  # fmt: skip
+    assert done.get("failed") is not True, done.get("msg")
+    made = done["launch_template_version"]
+    assert (done["status"], done["version_made"], int(made)) == ("Successful", True, before["LatestVersionNumber"] + 1)
+    data = ec2.describe_launch_template_versions(LaunchTemplateId=aws["template"], Versions=[made])[
+        "LaunchTemplateVersions"][0]  # fmt: skip
+    assert (data["LaunchTemplateData"]["ImageId"], data["LaunchTemplateData"]["InstanceType"]) == (image, "t3.small")
+    assert data["VersionDescription"] == "2.0.0"
+    assert versions(aws) == [made, made]
+    after = ec2.describe_launch_templates(LaunchTemplateIds=[aws["template"]])["LaunchTemplates"][0]
+    assert after["DefaultVersionNumber"] == before["DefaultVersionNumber"]
+    again = module(aws, image_id=image)
+    assert (again["changed"], again["version_made"], again["instance_refresh_id"]) == (False, False, ""), again

@@ -272,12 +272,36 @@ def _delete_launch_template_versions(self: LaunchTemplates) -> ActionResult:
                          "UnsuccessfullyDeletedLaunchTemplateVersions": refused})
 
 
+_orig_create_launch_template_version = LaunchTemplates.create_launch_template_version
+
+
+def _create_launch_template_version(self: LaunchTemplates) -> ActionResult:
+    """CreateLaunchTemplateVersion with SourceVersion, as EC2: the new version has the source version's parameters
+    except those LaunchTemplateData gives (moto ignores SourceVersion: a version of only the new image would launch
+    instances with no user data, profile or security group)."""
+    source = self._get_param("SourceVersion")
+    if source:
+        name, template_id = self._get_param("LaunchTemplateName"), self._get_param("LaunchTemplateId")
+        template = (self.ec2_backend.get_launch_template_by_name(name) if name
+                    else self.ec2_backend.get_launch_template(template_id))  # fmt: skip
+        base = template.get_version(source).data
+        given = self._get_param("LaunchTemplateData", {})
+        original = self._get_param
+
+        def _get_param(key: str, default: Any = None) -> Any:
+            return {**base, **given} if key == "LaunchTemplateData" else original(key, default)
+
+        self._get_param = _get_param  # type: ignore[method-assign]
+    return _orig_create_launch_template_version(self)
+
+
 def patch_image_tags() -> None:
     """Only the snapshot tags of CreateImage (tests/aws's moto, where no lab commits an image: available at once),
-    and the launch templates' tags kept out of their data."""
+    the launch templates' tags kept out of their data and a new version made from a source version."""
     AmiBackend.create_image = _backend_create_image
     LaunchTemplateBackend.create_launch_template = _create_launch_template
     LaunchTemplates.delete_launch_template_versions = _delete_launch_template_versions
+    LaunchTemplates.create_launch_template_version = _create_launch_template_version
 
 
 # The target groups' draining (what autoscaling.py's scale-in waits on), for a test to set with monkeypatch.
