@@ -447,6 +447,51 @@ def rolling_results(
     return out
 
 
+def rolling_asg_results(
+    asg: Mapping[str, Any], after: list[Mapping[str, Any]], refresh: Mapping[str, Any], version: str
+) -> list[dict[str, Any]]:
+    """Every instance's result of an Auto Scaling group's deploy (rolling_capacity asg), in the shape of
+    rolling_results': the group's instances before the refresh (asg.instances, autoscaling_group_info's), those
+    after it, and the refresh (asg_instance_refresh's result; {} when it did not run).
+
+    Before and gone: replaced. Before and still there: updated when on the refresh's version, else not updated
+    (failed when the refresh did not succeed). New: launched on the release, or, when the refresh did not succeed,
+    launched by the rollback on the version the group ran."""
+    target = str(refresh.get("launch_template_version", "") or "")
+    succeeded = refresh.get("status") == "Successful" or bool(refresh and not refresh.get("msg"))
+    before = {str(i.get("instance_id")): i for i in asg.get("instances", [])}
+    now = {str(i.get("instance_id")): i for i in after}
+    previous = f"template version {asg.get('from_version', '?')}"
+
+    def on(instance: Mapping[str, Any]) -> str:
+        return str((instance.get("launch_template") or {}).get("version", ""))
+
+    out = []
+    for instance_id, instance in before.items():
+        result = {"host": instance_id, "instance_id": instance_id, "from": f"template version {on(instance)}",
+                  "to": version, "timings": {}, "step": ""}  # fmt: skip
+        if instance_id not in now:
+            result["status"] = "replaced"
+        elif target and on(now[instance_id]) == target:
+            result["status"] = "updated"
+        else:
+            result.update(status="not updated", to=f"template version {on(now[instance_id])}")
+        out.append(result)
+    for instance_id, instance in now.items():
+        if instance_id in before:
+            continue
+        release = version if target and on(instance) == target else previous
+        out.append({"host": instance_id, "instance_id": instance_id, "from": "", "to": release, "timings": {},
+                    "status": "launched", "step": ""})  # fmt: skip
+    if refresh and not succeeded:
+        reason = refresh.get("status_reason") or refresh.get("msg", "")
+        out.append({"host": str(asg.get("name", "")), "instance_id": "", "from": previous, "to": version,
+                    "timings": {}, "step": "instance refresh", "status": "failed",
+                    "error": f"{refresh.get('status') or 'not started'}: {reason}"[:3000],
+                    "restored": previous if refresh.get("status") == "RollbackSuccessful" else ""})  # fmt: skip
+    return out
+
+
 def rolling_outcome(results: list[Mapping[str, Any]], halts: list[Mapping[str, Any]]) -> str:
     """refused (the plan stopped the run), failed (a host failed or was lost), stopped, or succeeded."""
     if any(h.get("pass") == "plan" for h in halts):
@@ -574,6 +619,7 @@ class FilterModule:
             "rolling_results": rolling_results,
             "rolling_outcome": rolling_outcome,
             "rolling_asg_errors": rolling_asg_errors,
+            "rolling_asg_results": rolling_asg_results,
             "rolling_report_lines": rolling_report_lines,
             "rolling_summary": rolling_summary,
             "rolling_summary_parse": rolling_summary_parse,

@@ -58,17 +58,18 @@ def unquote(value: str) -> str:
     return value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
 
 
-def boot_settings(fleet, path: str, release: str) -> tuple[dict[str, str], str]:
-    """The environment's app settings (a web host's env file) and release in SSM under `path`, as provision.yml
-    will write them; with the shell lines that write the cache's CA the env file names, as cloud-init's ca_certs
-    would (ElastiCache's is public on AWS)."""
+def boot_settings(fleet, path: str, release: str | None) -> tuple[dict[str, str], str]:
+    """The environment's app settings (a web host's env file) and release (None: none, the image's runs) in SSM
+    under `path`, as provision.yml will write them; with the shell lines that write the cache's CA the env file
+    names, as cloud-init's ca_certs would (ElastiCache's is public on AWS)."""
     ssm = aws(fleet, "ssm")
     web_name = container(fleet, running(fleet, "web")[0]["InstanceId"])
     web_env = sh(web_name, f"cat {ENV_FILE}").stdout
     settings = dict(line.split("=", 1) for line in web_env.splitlines() if "=" in line and not line.startswith("#"))
     for key, value in settings.items():
         ssm.put_parameter(Name=f"{path}/app-env/{key}", Value=unquote(value), Type="SecureString", Overwrite=True)
-    ssm.put_parameter(Name=f"{path}/release", Value=release, Type="String", Overwrite=True)
+    if release is not None:
+        ssm.put_parameter(Name=f"{path}/release", Value=release, Type="String", Overwrite=True)
     ca = ""
     if "REDIS_CA_FILE" in settings:
         ca_path = settings["REDIS_CA_FILE"].strip('"')
@@ -77,9 +78,9 @@ def boot_settings(fleet, path: str, release: str) -> tuple[dict[str, str], str]:
     return settings, ca
 
 
-def drop_settings(fleet, path: str, settings: dict[str, str]) -> None:
+def drop_settings(fleet, path: str, settings: dict[str, str], release: bool = True) -> None:
     ssm = aws(fleet, "ssm")
-    for parameter in [*(f"{path}/app-env/{key}" for key in settings), f"{path}/release"]:
+    for parameter in [*(f"{path}/app-env/{key}" for key in settings), *([f"{path}/release"] if release else [])]:
         ssm.delete_parameter(Name=parameter)
 
 
@@ -229,11 +230,14 @@ ASG_PLAYBOOK = """\
 
 
 @contextmanager
-def asg_of_image(fleet, release: str, image: dict, tmp_path, **inputs: object) -> Iterator[dict]:
+def asg_of_image(fleet, release: str, image: dict, tmp_path, pin_release: bool = True,
+                 **inputs: object) -> Iterator[dict]:
     """A group of the baked image made by roles/aws_asg in the two private subnets with the fleet's target group
     (the lab runs it as AWS does: devkit lab/autoscaling.py), its instances booting on their own (ec2-fleet-boot;
     SSM and Auto Scaling through interface endpoints) and completing the launch hook once ready. Yields the
-    group's name, its target group, the role's run and clients; removes it all after (the role's absent)."""
+    group's name, its target group, the role's run and clients; removes it all after (the role's absent).
+    pin_release: the release in SSM, which an instance's image must have (False: none; the launch template's
+    image is the release, as rolling_update.yml's instance refresh needs)."""
     ec2 = aws(fleet, "ec2")
     web = running(fleet, "web")[0]
     net = fleet.env["EC2_FLEET_LAB_NET"]
@@ -243,7 +247,7 @@ def asg_of_image(fleet, release: str, image: dict, tmp_path, **inputs: object) -
     assert len(subnets) == 2, subnets
     name = f"ec2-fleet-{fleet.env['EC2_FLEET_LAB_NAME']}-asg"
     path = "/ec2-fleet/lab-asg"
-    settings, ca = boot_settings(fleet, path, release)
+    settings, ca = boot_settings(fleet, path, release if pin_release else None)
     boot = (f"/usr/local/lib/ec2-fleet/ec2-fleet-boot --app {APP} --ssm-path {path} --asg {name} "
             "--lifecycle-hook launch")  # fmt: skip
     endpoints = [ec2.create_vpc_endpoint(
@@ -271,7 +275,7 @@ def asg_of_image(fleet, release: str, image: dict, tmp_path, **inputs: object) -
                      timeout=600)  # fmt: skip
         for endpoint in endpoints:
             ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
-        drop_settings(fleet, path, settings)
+        drop_settings(fleet, path, settings, release=pin_release)
 
 
 def members(group: dict) -> dict[str, str]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -43,20 +45,28 @@ def group(baked, tmp_path_factory):
                              capture_output=True, text=True, timeout=60).stdout  # fmt: skip
         assert "ready in" in log and "lifecycle hook launch: CONTINUE" in log, log
         wait_for(f"{first} healthy", lambda: target_health(g).get(first) == "healthy", 120)
-        elbv2 = g["elbv2"]
-        found = elbv2.describe_target_health(TargetGroupArn=g["tg"])["TargetHealthDescriptions"]
-        statics = [{"Id": t["Target"]["Id"], "Port": t["Target"]["Port"]} for t in found
-                   if t["Target"]["Id"] not in members(g)]  # fmt: skip
-        assert statics, found
-        elbv2.deregister_targets(TargetGroupArn=g["tg"], Targets=statics)
-        try:
-            wait_for("the fixed fleet drained out", lambda: all(
-                target_health(g).get(t["Id"]) in (None, "unused") for t in statics), 120)  # fmt: skip
+        with alone_behind_the_load_balancer(g):
             yield fleet, release, g
-        finally:
-            elbv2.register_targets(TargetGroupArn=g["tg"], Targets=statics)
-            wait_for("the fixed fleet back", lambda: all(
-                target_health(g).get(t["Id"]) == "healthy" for t in statics), 180)  # fmt: skip
+
+
+@contextmanager
+def alone_behind_the_load_balancer(g: dict) -> Iterator[None]:
+    """The group's instances the only targets: the fixed fleet's hosts leave the target group (drained) for the
+    block, and come back healthy after it."""
+    elbv2 = g["elbv2"]
+    found = elbv2.describe_target_health(TargetGroupArn=g["tg"])["TargetHealthDescriptions"]
+    statics = [{"Id": t["Target"]["Id"], "Port": t["Target"]["Port"]} for t in found
+               if t["Target"]["Id"] not in members(g)]  # fmt: skip
+    assert statics, found
+    elbv2.deregister_targets(TargetGroupArn=g["tg"], Targets=statics)
+    try:
+        wait_for("the fixed fleet drained out", lambda: all(
+            target_health(g).get(t["Id"]) in (None, "unused") for t in statics), 120)  # fmt: skip
+        yield
+    finally:
+        elbv2.register_targets(TargetGroupArn=g["tg"], Targets=statics)
+        wait_for("the fixed fleet back", lambda: all(
+            target_health(g).get(t["Id"]) == "healthy" for t in statics), 180)  # fmt: skip
 
 
 def desired(g: dict) -> int:
