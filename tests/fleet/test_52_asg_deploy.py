@@ -34,6 +34,9 @@ def deploy_group(baked, tmp_path_factory):
     fleet, release, _, image = baked
     with asg_of_image(fleet, release, image, tmp_path_factory.mktemp("asg-deploy"), pin_release=False,
                       aws_asg_min_size=2, aws_asg_max_size=3, aws_asg_desired_capacity=2,
+                      # 0.2 of a core (a t3.small's 0.1: two instances booting at once beside the load did not
+                      # always get their app ready within ec2-fleet-boot's 120 s, and abandoned the launch).
+                      aws_asg_instance_type="c5.xlarge",
                       aws_asg_instance_warmup=10, aws_asg_health_check_grace_period=60) as g:  # fmt: skip
         wait_for("two healthy", lambda: len(live(g)) == 2 and all(
             target_health(g).get(i) == "healthy" for i in live(g)), 240)  # fmt: skip
@@ -110,14 +113,14 @@ def test_a_deploy_refreshes_the_group_to_the_new_release_with_every_instance_hea
     record = json.loads(sorted((fleet.state_dir / "audit").glob("*.json"))[-1].read_text())
     assert record["result"] == "succeeded" and record["instance_refresh"]["status"] == "Successful", record
 
-    # A scale-out right after launches the new release.
-    g["autoscaling"].set_desired_capacity(AutoScalingGroupName=g["name"], DesiredCapacity=3)
+    # A scale-out right after launches the new release (min 3: target tracking would scale an idle group back in).
+    g["autoscaling"].update_auto_scaling_group(AutoScalingGroupName=g["name"], MinSize=3, DesiredCapacity=3)
     try:
         (third,) = wait_for("the scale-out's instance", lambda: sorted(set(live(g)) - after) or None, 60)
         wait_for(f"{third} healthy", lambda: target_health(g).get(third) == "healthy", 300)
         assert releases_of(g, fleet)[third] == "5.0.0"
     finally:
-        g["autoscaling"].set_desired_capacity(AutoScalingGroupName=g["name"], DesiredCapacity=2)
+        g["autoscaling"].update_auto_scaling_group(AutoScalingGroupName=g["name"], MinSize=2, DesiredCapacity=2)
         wait_for("back to 2", lambda: desired(g) == 2 and len(members(g)) == 2, 300)
 
 

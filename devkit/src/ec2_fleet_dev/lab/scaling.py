@@ -45,6 +45,7 @@ INSTANCE_TYPES: dict[str, tuple[int, float]] = {
     "t3.nano": (2, 0.5), "t3.micro": (2, 1), "t3.small": (2, 2), "t3.medium": (2, 4), "t3.large": (2, 8),
     "t3a.small": (2, 2), "t3a.medium": (2, 4), "m5.large": (2, 8), "m6i.large": (2, 8), "m7g.large": (2, 8),
     "c5.large": (2, 4), "c6i.large": (2, 4), "c7g.large": (2, 4), "r5.large": (2, 16),
+    "m5.xlarge": (4, 16), "c5.xlarge": (4, 8), "c6i.xlarge": (4, 8),
 }  # fmt: skip
 CPU_METRIC = "ASGAverageCPUUtilization"
 HIGH_PERIODS = 3  # AWS's target tracking AlarmHigh: 3 datapoints of a minute above the target
