@@ -12,6 +12,7 @@ automatic rollback's instances boot the release they carry (docs/auto-scaling.md
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -88,6 +89,11 @@ def releases_of(g: dict, fleet) -> dict[str, str]:
     return out
 
 
+def verify(fleet, g: dict, version: str):
+    """verify.yml in asg mode, expecting `version`."""
+    return fleet.play("verify", extra={"fleet_capacity": "asg", "fleet_asg_name": g["name"], "app_version": version})
+
+
 def test_a_deploy_refreshes_the_group_to_the_new_release_with_every_instance_healthy_and_no_failed_request(
         deploy_group):  # fmt: skip
     fleet, release, g = deploy_group
@@ -112,6 +118,15 @@ def test_a_deploy_refreshes_the_group_to_the_new_release_with_every_instance_hea
     assert template["LaunchTemplateData"]["ImageId"] == image["ImageId"]
     record = json.loads(sorted((fleet.state_dir / "audit").glob("*.json"))[-1].read_text())
     assert record["result"] == "succeeded" and record["instance_refresh"]["status"] == "Successful", record
+    # verify.yml shows the group from the AWS APIs: both instances in service on 5.0.0, healthy, the template
+    # version a scale-out launches, no refresh going on.
+    checked = verify(fleet, g, "5.0.0")
+    assert checked.rc == 0, checked.tail(6000)
+    assert f"{g['name']}: 2 instance(s) in service on 5.0.0" in checked.output, checked.tail()
+    assert f"a scale-out launches template version {group['LaunchTemplate']['Version']}" in " ".join(
+        checked.output.split()), checked.tail()  # fmt: skip
+    for instance_id in after:
+        assert re.search(rf"{instance_id}\s+InService\s.*5\.0\.0\s+healthy\s+ok", checked.output), checked.tail()
 
     # A scale-out right after launches the new release (min 3: target tracking would scale an idle group back in).
     g["autoscaling"].update_auto_scaling_group(AutoScalingGroupName=g["name"], MinSize=3, DesiredCapacity=3)
@@ -142,3 +157,8 @@ def test_a_broken_release_is_rolled_back_by_the_refresh_and_the_run_fails_saying
     assert set(releases_of(g, fleet).values()) == {"5.0.0"}
     answered = {r for releases in report["answered_by"].values() for r in releases}
     assert answered == {"5.0.0"}, report["answered_by"]  # the broken release never served
+    # verify.yml expecting the broken release names what differs: each instance's release and the scale-out's.
+    checked = verify(fleet, g, "6.0.0")
+    assert checked.rc != 0
+    text = " ".join(checked.output.split())
+    assert "release 5.0.0 != 6.0.0" in text and "a scale-out would launch release 5.0.0" in text, checked.tail()

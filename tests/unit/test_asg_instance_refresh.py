@@ -71,11 +71,13 @@ def lab_loop(stop: threading.Event, tg: str) -> None:
                 moto_lab.BOOK.health[(tg, instance_id, int(target["Port"]))] = moto_lab.Health(state)
 
 
-def module(aws: dict, *flags: str, **args: object) -> dict:
+def module(aws: dict, *flags: str, _module: str = "asg_instance_refresh", **args: object) -> dict:
     params = {"name": NAME, "endpoint_url": aws["url"], "region": "us-east-1", "access_key": "testing",
-              "secret_key": "testing", "poll_interval": 0.5, "wait_timeout": 120, **args}  # fmt: skip
+              "secret_key": "testing", **args}  # fmt: skip
+    if _module == "asg_instance_refresh":
+        params = {"poll_interval": 0.5, "wait_timeout": 120, **params}
     proc = subprocess.run(
-        ["ansible", "localhost", "-m", "ec2_fleet.fleet.asg_instance_refresh", "-a", json.dumps(params), *flags],
+        ["ansible", "localhost", "-m", f"ec2_fleet.fleet.{_module}", "-a", json.dumps(params), *flags],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
         env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
              "ANSIBLE_NOCOLOR": "1"},
@@ -114,11 +116,25 @@ def test_a_refresh_in_progress_is_named_not_interrupted_and_can_be_cancelled(aws
     started = module(aws, launch_template_version="1", wait=False, checkpoint_percentages=[50, 100],
                      checkpoint_delay=600, skip_matching=False)  # fmt: skip
     assert started["changed"] is True and started["instance_refresh_id"], started
+    # verify.yml's view of the group (asg_fleet_info) names the refresh going on.
+    seen = module(aws, _module="asg_fleet_info")
+    assert seen["changed"] is False and seen["exists"] is True, seen
+    assert seen["refresh"]["instance_refresh_id"] == started["instance_refresh_id"], seen["refresh"]
+    assert seen["refresh"]["status"] in ("Pending", "InProgress") and seen["refresh"]["launch_template_version"] == "1"
+    group = aws["asg"].describe_auto_scaling_groups(AutoScalingGroupNames=[NAME])["AutoScalingGroups"][0]
+    assert seen["group"]["desired_capacity"] == group["DesiredCapacity"] and seen["group"]["max_size"] == 4
+    assert [i["instance_id"] for i in seen["instances"]] == sorted(i["InstanceId"] for i in group["Instances"])
+    for instance in seen["instances"]:
+        assert instance["launch_template_version"] in ("1", "2") and instance["image_id"] == "ami-12345678", instance
+        assert set(instance["target_health"]) == set(group["TargetGroupARNs"]), instance
     refused = module(aws, launch_template_version="1")
     assert refused["failed"] is True and started["instance_refresh_id"] in refused["msg"], refused
     cancelled = module(aws, state="cancelled")
     assert (cancelled["changed"], cancelled["status"]) == (True, "Cancelled"), cancelled
     assert module(aws, state="cancelled")["changed"] is False
+    assert module(aws, _module="asg_fleet_info")["refresh"] == {}
+    missing = module(aws, _module="asg_fleet_info", name="no-such-group")
+    assert (missing["exists"], missing["instances"], missing["group"]) == (False, [], {}), missing
 
 
 @pytest.mark.parametrize(("args", "named"), [
