@@ -185,6 +185,10 @@ ASG_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,124}$"
 AMI_RE = r"^ami-[0-9a-f]{8,17}$"
 
 
+# An instance refresh watches at most 10 CloudWatch alarms (AlarmSpecification).
+REFRESH_ALARMS_MAX = 10
+
+
 def rolling_asg_errors(inputs: Mapping[str, Any]) -> list[str]:
     """What is wrong with rolling_capacity and the rolling_asg_* settings (an Auto Scaling group's deploy: an
     instance refresh to a new launch template version of the release's image)."""
@@ -217,6 +221,11 @@ def rolling_asg_errors(inputs: Mapping[str, Any]) -> list[str]:
         value = as_int(inputs.get(name, 0))
         if value is None or value < 0:
             errors.append(f"{name} must be a number of seconds, 0 or more (got {inputs.get(name)})")
+    alarms = inputs.get("rolling_alarms") or []
+    if isinstance(alarms, list) and len(set(map(str, alarms))) > REFRESH_ALARMS_MAX:
+        errors.append(f"rolling_alarms names {len(set(map(str, alarms)))} alarms; in rolling_capacity asg the "
+                      f"instance refresh watches them itself and takes at most {REFRESH_ALARMS_MAX}: name the "
+                      "deploy's gates only")
     if inputs.get("rolling_hooks"):
         errors.append("rolling_hooks run on hosts updated in place; in rolling_capacity asg the refresh launches new "
                       "instances from the image (checks belong to their readiness): set rolling_hooks to {}")

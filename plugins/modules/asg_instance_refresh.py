@@ -74,8 +74,21 @@ options:
     description: Seconds the refresh waits at each checkpoint.
     type: int
     default: 0
+  alarms:
+    description:
+      - CloudWatch alarms (at most 10) watched throughout the refresh and its bake; one in ALARM fails it (and, with
+        I(auto_rollback), rolls it back). AWS's C(AlarmSpecification).
+    type: list
+    elements: str
+    default: []
+  bake_time:
+    description:
+      - Seconds the refresh waits once every instance is replaced before it is successful (status C(Baking)),
+        the I(alarms) still watched; 0 none.
+    type: int
+    default: 0
   auto_rollback:
-    description: Roll back to the version the group ran before when the refresh fails.
+    description: Roll back to the version the group ran before when the refresh fails or one of I(alarms) fires.
     type: bool
     default: true
   follow_existing:
@@ -224,6 +237,8 @@ def main() -> None:
             "skip_matching": {"type": "bool", "default": True},
             "checkpoint_percentages": {"type": "list", "elements": "int", "default": []},
             "checkpoint_delay": {"type": "int", "default": 0},
+            "alarms": {"type": "list", "elements": "str", "default": []},
+            "bake_time": {"type": "int", "default": 0},
             "auto_rollback": {"type": "bool", "default": True},
             "follow_existing": {"type": "bool", "default": False},
             "wait": {"type": "bool", "default": True},
@@ -249,6 +264,11 @@ def main() -> None:
     if any(not 1 <= c <= 100 for c in p["checkpoint_percentages"]) or p["checkpoint_percentages"] != sorted(
             set(p["checkpoint_percentages"])):  # fmt: skip
         errors.append(f"checkpoint_percentages must rise, each 1-100 (got {p['checkpoint_percentages']})")
+    if len(p["alarms"]) > 10:
+        errors.append(f"alarms takes at most 10 CloudWatch alarms, as AWS's instance refresh does (got "
+                      f"{len(p['alarms'])})")  # fmt: skip
+    if not 0 <= p["bake_time"] <= 172800:
+        errors.append(f"bake_time must be 0-172800 seconds (got {p['bake_time']})")
     for name in ("instance_warmup", "checkpoint_delay", "wait_timeout"):
         if p[name] < 0:
             errors.append(f"{name} must be 0 or more seconds (got {p[name]})")
@@ -314,6 +334,10 @@ def main() -> None:
             if p["checkpoint_percentages"]:
                 preferences["CheckpointPercentages"] = p["checkpoint_percentages"]
                 preferences["CheckpointDelay"] = p["checkpoint_delay"]
+            if p["alarms"]:
+                preferences["AlarmSpecification"] = {"Alarms": p["alarms"]}
+            if p["bake_time"]:
+                preferences["BakeTime"] = p["bake_time"]
             refresh_id = client.start_instance_refresh(
                 AutoScalingGroupName=name, Strategy="Rolling", Preferences=preferences,
                 DesiredConfiguration={"LaunchTemplate": {**spec, "Version": version}},

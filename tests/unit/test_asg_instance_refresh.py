@@ -171,3 +171,22 @@ def test_an_image_gets_a_version_made_from_the_one_the_group_runs_and_a_second_r
     assert after["DefaultVersionNumber"] == before["DefaultVersionNumber"]
     again = module(aws, image_id=image)
     assert (again["changed"], again["version_made"], again["instance_refresh_id"]) == (False, False, ""), again
+
+
+def test_an_alarm_in_alarm_rolls_the_refresh_back_and_the_task_fails_naming_it(aws: dict) -> None:
+    """rolling_update.yml in asg mode hands the environment's deploy alarms to the refresh (AlarmSpecification)."""
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws["url"], **CREDS)
+    cloudwatch.put_metric_alarm(AlarmName="refresh-5xx", MetricName="HTTPCode_Target_5XX_Count", Statistic="Sum",
+                                Namespace="AWS/ApplicationELB", Period=10, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanThreshold")  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName="refresh-5xx", StateValue="ALARM", StateReason="5xx during the deploy")
+    before = versions(aws)
+    failed = module(aws, launch_template_version="2", alarms=["refresh-5xx"], bake_time=60)
+    assert failed["failed"] is True and failed["status"] == "RollbackSuccessful", failed
+    assert "Alarm(s) in ALARM state: refresh-5xx" in failed["msg"] and "runs the version it ran before" in failed["msg"]
+    assert versions(aws) == before
+    refreshed = aws["asg"].describe_instance_refreshes(AutoScalingGroupName=NAME)["InstanceRefreshes"][0]
+    assert refreshed["Preferences"]["AlarmSpecification"]["Alarms"] == ["refresh-5xx"], refreshed["Preferences"]
+    assert refreshed["Preferences"]["BakeTime"] == 60
+    refused = module(aws, launch_template_version="2", alarms=[f"alarm-{n}" for n in range(11)])
+    assert refused["failed"] is True and "alarms takes at most 10 CloudWatch alarms" in refused["msg"], refused

@@ -171,3 +171,44 @@ class UnhealthyNew(set):
 
     def __contains__(self, instance_id: object) -> bool:
         return instance_id not in self.old
+
+
+def alarm(name: str, state: str) -> None:
+    """A CloudWatch alarm in moto, in `state` (the lab's alarms.py sets states the same way)."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    cloudwatch.put_metric_alarm(AlarmName=name, MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB",
+                                Statistic="Sum", Period=10, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanThreshold")  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="the test")
+
+
+def test_an_alarm_in_alarm_during_the_refresh_rolls_it_back_and_bake_time_watches_after_the_last_batch(lab):
+    old = set(versions(lab))
+    alarm("deploy-5xx", "OK")
+    start(lab, MinHealthyPercentage=100, MaxHealthyPercentage=150, AutoRollback=True, BakeTime=3600,
+          AlarmSpecification={"Alarms": ["deploy-5xx", "no-such-alarm"]})  # fmt: skip
+    # Every instance replaced: the refresh bakes (not Successful yet) with the alarms still watched.
+    seen = settle(lab, lambda: status(lab) == "Baking", 60)
+    assert set(versions(lab).values()) == {"2"} and not old & set(versions(lab))
+    assert all(s["refresh"].get("Status") != "Successful" for s in seen)
+    assert refreshes(lab)[0]["StatusReason"] == "Baking for 3600 s"
+    alarm("deploy-5xx", "ALARM")
+    seen = settle(lab, lambda: status(lab) == "RollbackSuccessful", 60)
+    assert any(s["refresh"].get("Status") == "RollbackInProgress" for s in seen)
+    assert refreshes(lab)[0]["StatusReason"] == "Alarm(s) in ALARM state: deploy-5xx"
+    assert set(versions(lab).values()) == {"1"} and group_version(lab) == "1"
+
+
+def test_without_auto_rollback_an_alarm_fails_the_refresh_where_it_is_and_a_short_bake_ends_it(lab):
+    alarm("deploy-5xx", "ALARM")
+    start(lab, MinHealthyPercentage=50, AlarmSpecification={"Alarms": ["deploy-5xx"]})
+    settle(lab, lambda: status(lab) == "Failed")
+    assert refreshes(lab)[0]["StatusReason"] == "Alarm(s) in ALARM state: deploy-5xx"
+    assert set(versions(lab).values()) == {"1"}  # failed before its first batch: nothing replaced
+    alarm("deploy-5xx", "OK")
+    start(lab, MinHealthyPercentage=50, BakeTime=1, AlarmSpecification={"Alarms": ["deploy-5xx"]})
+    seen = settle(lab, lambda: status(lab) == "Successful")
+    assert any(s["refresh"].get("Status") == "Baking" for s in seen) and set(versions(lab).values()) == {"2"}
+    with pytest.raises(lab["asg"].exceptions.ClientError, match="at most 10 alarms"):
+        lab["asg"].start_instance_refresh(AutoScalingGroupName=NAME, Preferences={
+            "AlarmSpecification": {"Alarms": [f"a{n}" for n in range(11)]}})  # fmt: skip

@@ -27,6 +27,7 @@ GOOD = {
 
 def test_good_asg_inputs_have_no_errors_and_static_needs_no_group() -> None:
     assert rolling_input_errors(GOOD) == []
+    assert rolling_asg_errors(GOOD | {"rolling_alarms": [f"gate-{n}" for n in range(10)]}) == []
     assert rolling_asg_errors(GOOD | {"rolling_capacity": "static", "rolling_asg_name": ""}) == []
 
 
@@ -41,6 +42,7 @@ def test_good_asg_inputs_have_no_errors_and_static_needs_no_group() -> None:
     ({"rolling_asg_wait_timeout": "soon"}, "rolling_asg_wait_timeout must be a number of seconds"),
     ({"rolling_hooks": {"after_deploy": "x.yml"}}, "rolling_hooks run on hosts updated in place"),
     ({"rolling_action": "rollback", "rolling_version": ""}, "a rollback in rolling_capacity asg needs the release"),
+    ({"rolling_alarms": [f"gate-{n}" for n in range(11)]}, "rolling_alarms names 11 alarms; in rolling_capacity asg"),
 ])  # fmt: skip
 def test_each_bad_asg_input_is_named(change: dict[str, Any], named: str) -> None:
     errors = rolling_asg_errors(GOOD | change)

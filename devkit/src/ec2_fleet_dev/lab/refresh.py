@@ -18,6 +18,10 @@ lab's Auto Scaling loop (autoscaling.py) moves a refresh on:
   unhealthy) is a failure; the second fails the refresh. With AutoRollback the group goes back to the version it
   ran before and the instances of the failed version are replaced the same way (RollbackInProgress, then
   RollbackSuccessful); without it the refresh is Failed and the group stays as it is;
+- `AlarmSpecification` (up to 10 CloudWatch alarm names): while the refresh is InProgress or Baking, one of them
+  in ALARM fails it, rolled back with AutoRollback as above (StatusReason names the alarms);
+- `BakeTime`: once every instance is replaced, the refresh stays Baking that many seconds (the alarms still
+  watched) before it is Successful;
 - `CancelInstanceRefresh` stops it where it is (Cancelled); `RollbackInstanceRefresh` rolls an InProgress one back.
 
 `DescribeInstanceRefreshes` shows Status, StatusReason, PercentageComplete and InstancesToUpdate, newest first.
@@ -37,11 +41,12 @@ from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 
-from ec2_fleet_dev.lab import autoscaling
+from ec2_fleet_dev.lab import autoscaling, moto_lab
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress")
+ACTIVE = ("Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress")
+MAX_ALARMS = 10
 FAILURES_TO_FAIL = 2
 
 
@@ -66,6 +71,8 @@ class Refresh:
     ready_since_launch: int = 0  # of those, ready so far
     checkpoints_done: set[int] = field(default_factory=set)
     waiting_until: float = 0.0
+    baking_until: float = 0.0
+    cause: str = ""  # why it rolls back (the StatusReason it ends with)
 
     @property
     def percentage(self) -> int:
@@ -119,6 +126,22 @@ def _preference(refresh: Refresh, key: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _alarms(preferences: dict[str, Any]) -> list[str]:
+    """AlarmSpecification.Alarms, as the query protocol may hand it over (a list, {"member": [...]} or one name)."""
+    alarms = (preferences.get("AlarmSpecification") or {}).get("Alarms") or []
+    if isinstance(alarms, dict):
+        alarms = alarms.get("member") or list(alarms.values())
+    if isinstance(alarms, str):
+        alarms = [alarms]
+    return [str(name) for name in alarms]
+
+
+def _firing(region: str, names: list[str]) -> list[str]:
+    """Those of the named alarms in ALARM in CloudWatch (moto's, which the lab's alarms.py evaluates)."""
+    alarms = moto_lab.backend("cloudwatch", region).alarms
+    return sorted(name for name in names if name in alarms and alarms[name].state_value == "ALARM")
+
+
 def _ready(group: FakeAutoScalingGroup, state: InstanceState, warmup: float, now: float) -> bool:
     lab = autoscaling.lab_of(state)
     if state.lifecycle_state != "InService" or lab["in_service"] is None or now < lab["in_service"] + warmup:
@@ -145,7 +168,7 @@ def _roll_back(group: FakeAutoScalingGroup, refresh: Refresh, reason: str) -> No
     refresh.total = len(refresh.to_replace)
     refresh.fresh, refresh.ready, refresh.failures = set(), set(), 0
     refresh.launched_first = refresh.ready_since_launch = 0
-    refresh.status, refresh.reason = "RollbackInProgress", reason
+    refresh.status, refresh.reason, refresh.cause = "RollbackInProgress", reason, reason
     log.info("Instance refresh %s of %s: rolling back to version %s (%s)", refresh.id, group.name, refresh.version,
              reason)  # fmt: skip
 
@@ -159,6 +182,18 @@ def step(group: FakeAutoScalingGroup, now: float) -> None:
         refresh.status = "InProgress"
     if refresh.status == "Cancelling":
         _end(refresh, "Cancelled", "Cancelled by CancelInstanceRefresh")
+        return
+    firing = _firing(group.region, _alarms(refresh.preferences)) if refresh.status in ("InProgress", "Baking") else []
+    if firing:
+        reason = f"Alarm(s) in ALARM state: {', '.join(firing)}"
+        if _flag(_preference(refresh, "AutoRollback", False)):
+            _roll_back(group, refresh, reason)
+        else:
+            _end(refresh, "Failed", reason)
+        return
+    if refresh.status == "Baking":
+        if now >= refresh.baking_until:
+            _end(refresh, "Successful", "")
         return
     warmup = float(_preference(refresh, "InstanceWarmup", group.health_check_grace_period or 0))
     live = {s.instance.id: s for s in autoscaling.live_of(group)}
@@ -213,8 +248,12 @@ def step(group: FakeAutoScalingGroup, now: float) -> None:
                 refresh.reason = f"Checkpoint {checkpoint}% reached: waiting {delay:g} s"
                 return
     if not refresh.to_replace:
+        bake = float(_preference(refresh, "BakeTime", 0))
         if refresh.status == "RollbackInProgress":
-            _end(refresh, "RollbackSuccessful", refresh.reason)
+            _end(refresh, "RollbackSuccessful", refresh.cause or refresh.reason)
+        elif bake > 0:
+            refresh.status, refresh.baking_until = "Baking", now + bake
+            refresh.reason = f"Baking for {bake:g} s"
         else:
             _end(refresh, "Successful", "")
         return
@@ -253,6 +292,10 @@ def _start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
         if group.ec2_launch_template is None:
             raise AutoscalingClientError("ValidationError", "The lab refreshes groups with a launch template only")
         preferences = self._get_param("Preferences") or {}
+        if len(_alarms(preferences)) > MAX_ALARMS:
+            raise AutoscalingClientError("ValidationError", f"AlarmSpecification takes at most {MAX_ALARMS} alarms")
+        if not 0 <= float(preferences.get("BakeTime") or 0) <= 172800:
+            raise AutoscalingClientError("ValidationError", "BakeTime must be 0-172800 seconds")
         desired_configuration = self._get_param("DesiredConfiguration") or {}
         previous = str(group.launch_template_version)
         spec = (desired_configuration.get("LaunchTemplate") or {}).get("Version")
