@@ -68,6 +68,13 @@ def deploy(fleet, g: dict, name: str, version: str) -> tuple:
     return result, load.report
 
 
+def boot_logs(fleet, lines: int = 15) -> str:
+    """The end of each gone instance's user data output, kept by the lab (why a launch was abandoned)."""
+    logs = sorted(fleet.state_dir.glob("boot-i-*.log"))
+    return "".join(f"\n--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+                   for log in logs)  # fmt: skip
+
+
 def fewest_healthy(report: dict) -> int:
     """The fewest targets healthy in any sample of the run (the group's instances are the only targets)."""
     return min(sum(1 for state in s["states"].values() if state == "healthy") for s in report["target_health"])
@@ -100,7 +107,7 @@ def test_a_deploy_refreshes_the_group_to_the_new_release_with_every_instance_hea
     before = set(live(g))
     image = bake(fleet, "5.0.0")
     result, report = deploy(fleet, g, "asg-deploy-5.0.0", "5.0.0")
-    assert result.rc == 0, result.tail(6000)
+    assert result.rc == 0, result.tail(6000) + boot_logs(fleet)
     assert "Deploy 5.0.0 on 2 host(s): SUCCEEDED" in result.output, result.tail()
     assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
     assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])

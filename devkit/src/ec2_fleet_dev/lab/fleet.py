@@ -151,9 +151,18 @@ class Fleet:
                     self._guard(f"instance {inst.id} /etc/hosts", add_hosts_entry, cname, ip, name)
         for cname, c in actual.items():
             if c.labels.get(ROLE) == "instance" and c.labels.get(f"{LABEL}.instance-id") not in running:
-                log.info("Instance %s is no longer running: removing %s", c.labels.get(f"{LABEL}.instance-id"), cname)
+                instance_id = c.labels.get(f"{LABEL}.instance-id")
+                log.info("Instance %s is no longer running: removing %s", instance_id, cname)
+                self._keep_boot_log(instance_id, cname)
                 podman.remove_container(cname)
         return running
+
+    def _keep_boot_log(self, instance_id: str | None, cname: str) -> None:
+        """Its user data's output (cloud-init-output.log: ec2-fleet-boot's steps), kept in the lab's state directory
+        as boot-<id>.log once the instance is gone (EC2 keeps a console output a while), and after the lab is down
+        as its other logs are: why a launch was abandoned stays readable after the group replaced the instance."""
+        target = self.config.state_dir / f"boot-{instance_id}.log"
+        podman.podman("cp", f"{cname}:/var/log/cloud-init-output.log", str(target), check=False)
 
     def aws_reach(self, ip: str) -> set[str] | None:
         """The AWS services the instance at ip reaches (aws_endpoints.py), or None for no running instance."""
