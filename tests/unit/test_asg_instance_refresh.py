@@ -116,14 +116,19 @@ def test_a_refresh_in_progress_is_named_not_interrupted_and_can_be_cancelled(aws
     started = module(aws, launch_template_version="1", wait=False, checkpoint_percentages=[50, 100],
                      checkpoint_delay=600, skip_matching=False)  # fmt: skip
     assert started["changed"] is True and started["instance_refresh_id"], started
-    # verify.yml's view of the group (asg_fleet_info) names the refresh going on.
+    # verify.yml's view of the group (asg_fleet_info) names the refresh going on. The refresh launches and
+    # replaces instances meanwhile: the module sees those of the group before its run, after it, or both.
+    ids_before = {i["InstanceId"] for i in aws["asg"].describe_auto_scaling_groups(
+        AutoScalingGroupNames=[NAME])["AutoScalingGroups"][0]["Instances"]}  # fmt: skip
     seen = module(aws, _module="asg_fleet_info")
     assert seen["changed"] is False and seen["exists"] is True, seen
     assert seen["refresh"]["instance_refresh_id"] == started["instance_refresh_id"], seen["refresh"]
     assert seen["refresh"]["status"] in ("Pending", "InProgress") and seen["refresh"]["launch_template_version"] == "1"
     group = aws["asg"].describe_auto_scaling_groups(AutoScalingGroupNames=[NAME])["AutoScalingGroups"][0]
     assert seen["group"]["desired_capacity"] == group["DesiredCapacity"] and seen["group"]["max_size"] == 4
-    assert [i["instance_id"] for i in seen["instances"]] == sorted(i["InstanceId"] for i in group["Instances"])
+    ids_after = {i["InstanceId"] for i in group["Instances"]}
+    ids = [i["instance_id"] for i in seen["instances"]]
+    assert ids == sorted(ids) and ids_before & ids_after <= set(ids) <= ids_before | ids_after, (ids_before, ids)
     for instance in seen["instances"]:
         assert instance["launch_template_version"] in ("1", "2") and instance["image_id"] == "ami-12345678", instance
         assert set(instance["target_health"]) == set(group["TargetGroupARNs"]), instance
