@@ -11,6 +11,10 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
     import botocore
 
 
+# The statuses of an instance refresh that is still going on (DescribeInstanceRefreshes).
+REFRESH_ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
+
+
 def aws_errors() -> tuple[type[Exception], ...]:
     """The exceptions a boto3 call raises for an AWS answer or a transport failure."""
     return (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)

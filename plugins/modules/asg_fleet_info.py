@@ -71,7 +71,7 @@ last_refresh:
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
-from ansible_collections.ec2_fleet.fleet.plugins.module_utils.fleet_aws import aws_errors  # noqa: E402
+from ansible_collections.ec2_fleet.fleet.plugins.module_utils.fleet_aws import REFRESH_ACTIVE, aws_errors  # noqa: E402
 
 # The template or version gone, the image deregistered: shown as unknown, not an error.
 GONE = (
@@ -82,7 +82,6 @@ GONE = (
     "InvalidAMIID.Unavailable",
 )
 
-ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 
 
 class Templates:
@@ -162,7 +161,7 @@ def main() -> None:
             "InstanceRefreshes"]  # fmt: skip
         last = refreshes[0] if refreshes else {}
         refresh = {}
-        if last.get("Status") in ACTIVE:
+        if last.get("Status") in REFRESH_ACTIVE:
             desired = (last.get("DesiredConfiguration") or {}).get("LaunchTemplate") or {}
             refresh = {"instance_refresh_id": last["InstanceRefreshId"], "status": last["Status"],
                        "status_reason": last.get("StatusReason", ""),

@@ -169,9 +169,8 @@ import time  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
-from ansible_collections.ec2_fleet.fleet.plugins.module_utils.fleet_aws import aws_errors  # noqa: E402
+from ansible_collections.ec2_fleet.fleet.plugins.module_utils.fleet_aws import REFRESH_ACTIVE, aws_errors  # noqa: E402
 
-ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 ENDED_WELL = ("Successful",)
 
 
@@ -192,7 +191,7 @@ def _follow(module: AnsibleAWSModule, client, name: str, refresh_id: str) -> tup
                 "reason": refresh.get("StatusReason", "")}  # fmt: skip
         if not timeline or {k: timeline[-1][k] for k in seen} != seen:
             timeline.append({"t": round(time.monotonic() - started, 1), **seen})
-        if refresh.get("Status") not in ACTIVE or not p["wait"]:
+        if refresh.get("Status") not in REFRESH_ACTIVE or not p["wait"]:
             return refresh, timeline, time.monotonic() - started
         if time.monotonic() >= deadline:
             done = refresh.get("PercentageComplete", 0)
@@ -284,7 +283,7 @@ def main() -> None:
         if not groups:
             module.fail_json(msg=f"Auto Scaling group {name} not found")
         current = _latest(client, name)
-        in_progress = current if current.get("Status") in ACTIVE else {}
+        in_progress = current if current.get("Status") in REFRESH_ACTIVE else {}
         result = {"changed": False, "instance_refresh_id": in_progress.get("InstanceRefreshId", ""),
                   "status": current.get("Status", ""), "status_reason": current.get("StatusReason", ""),
                   "percentage_complete": current.get("PercentageComplete", 0), "timeline": [],
