@@ -16,6 +16,7 @@ from iam_check import REPORT_KEY, annotate
 from provision_helpers import HEALTH, PREFIX, PROVISION_ORDER
 
 from ec2_fleet_dev.lab import moto_lab
+from ec2_fleet_dev.lab import refresh as lab_refresh
 from ec2_fleet_dev.moto_aws import (
     CHECKS_ACCESS_KEY,
     PLAYBOOK_ACCESS_KEY,
@@ -53,6 +54,7 @@ def moto_recorder() -> Iterator[RecordingMotoServer]:
     # AWS's managed policies exist, as on AWS (the hosts' role attaches AmazonSSMManagedInstanceCore).
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     moto_lab.patch_image_tags()  # CreateImage with tags for its snapshot too, as amazon.aws.ec2_ami sends them
+    lab_refresh.patch_describe()  # DescribeInstanceRefreshes (verify.yml, provision.yml in asg mode) as AWS answers
     server = RecordingMotoServer("127.0.0.1", free_port())
     server.start()
     host, port = server.get_host_and_port()

@@ -5,7 +5,8 @@ used as an Auto Scaling group would: an instance launched from it, with no key p
 release current and the app's units but not started, no secret and no key of the builder; writing the
 environment's env file and starting the app is all it takes to serve. Another instance does that on its own, as an
 Auto Scaling group's will: its user data runs the image's ec2-fleet-boot, which reads the settings from SSM through
-an interface endpoint (a group of the image, made by roles/aws_asg: asg_of_image, used by test_51_asg_scaling.py).
+an interface endpoint (a group of the image, made by provision.yml in asg mode: asg_of_image, used by
+test_51_asg_scaling.py and test_52_asg_deploy.py).
 A second run reuses the image; bad inputs are refused before anything is launched.
 """
 
@@ -218,7 +219,7 @@ def test_an_instance_from_the_image_boots_on_its_own_from_ssm_through_an_ssm_end
 
 
 ASG_PLAYBOOK = """\
-- name: The lab's Auto Scaling group of the baked image
+- name: The lab's Auto Scaling group, deleted
   hosts: localhost
   connection: local
   gather_facts: false
@@ -226,56 +227,52 @@ ASG_PLAYBOOK = """\
     group/ec2_fleet.fleet.aws: "{{ aws_connection_options }}"
   roles:
     - role: ec2_fleet.fleet.aws_asg
+      vars:
+        aws_asg_state: absent
 """
 
 
 @contextmanager
 def asg_of_image(fleet, release: str, image: dict, tmp_path, pin_release: bool = True,
                  **inputs: object) -> Iterator[dict]:
-    """A group of the baked image made by roles/aws_asg in the two private subnets with the fleet's target group
-    (the lab runs it as AWS does: devkit lab/autoscaling.py), its instances booting on their own (ec2-fleet-boot;
-    SSM and Auto Scaling through interface endpoints) and completing the launch hook once ready. Yields the
-    group's name, its target group, the role's run and clients; removes it all after (the role's absent).
-    pin_release: the release in SSM, which an instance's image must have (False: none; the launch template's
-    image is the release, as rolling_update.yml's instance refresh needs)."""
+    """A group of the baked image, made as an operator would: provision.yml with fleet_capacity asg (its part only:
+    --tags aws_asg, the lab's fixed fleet left as it is) in the two private subnets with the fleet's target group.
+    provision.yml writes the app's settings in SSM, makes the interface endpoints its instances need (ssm,
+    autoscaling; the lab has no NAT gateway) and the group of release's image (fleet_app_version), whose instances
+    boot on their own (ec2-fleet-boot) and complete the launch hook once ready; the lab runs it as AWS does (devkit
+    lab/autoscaling.py). Yields the group's name, its target group, provision.yml's run and clients; removes it
+    all after. The group's Role tag is asg-web (not the fixed fleet's role_web). pin_release: the release in SSM too,
+    which an instance's image must have (False: none; the launch template's image is the release, as
+    rolling_update.yml's instance refresh needs)."""
     ec2 = aws(fleet, "ec2")
     web = running(fleet, "web")[0]
-    net = fleet.env["EC2_FLEET_LAB_NET"]
-    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[
-        {"Name": "vpc-id", "Values": [web["VpcId"]]},
-        {"Name": "cidr-block", "Values": [f"{net}.10.0/24", f"{net}.11.0/24"]}])["Subnets"]]  # fmt: skip
-    assert len(subnets) == 2, subnets
     name = f"ec2-fleet-{fleet.env['EC2_FLEET_LAB_NAME']}-asg"
-    path = "/ec2-fleet/lab-asg"
-    settings, ca = boot_settings(fleet, path, release if pin_release else None)
-    boot = (f"/usr/local/lib/ec2-fleet/ec2-fleet-boot --app {APP} --ssm-path {path} --asg {name} "
-            "--lifecycle-hook launch")  # fmt: skip
-    endpoints = [ec2.create_vpc_endpoint(
-        VpcId=web["VpcId"], ServiceName=f"com.amazonaws.us-east-1.{service}", VpcEndpointType="Interface",
-        SubnetIds=subnets, PrivateDnsEnabled=True,
-    )["VpcEndpoint"]["VpcEndpointId"] for service in ("ssm", "autoscaling")]  # fmt: skip
-    playbook = tmp_path / "asg.yml"
-    playbook.write_text(ASG_PLAYBOOK)
-    variables = {
-        "aws_asg_name": name, "aws_asg_tags": {t["Key"]: t["Value"] for t in LAB_TAGS}, "aws_asg_role": "asg-web",
-        "aws_asg_image_id": image["ImageId"],
-        "aws_asg_security_group_ids": [g["GroupId"] for g in web["SecurityGroups"]],
-        "aws_asg_instance_profile": web["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1],
-        "aws_asg_user_data": f"#!/bin/sh\n{ca}exec {boot}\n", "aws_asg_subnet_ids": subnets,
-        "aws_asg_target_group_arns": [target_group_arn(fleet)], "aws_asg_min_size": 1, "aws_asg_max_size": 2,
-        "aws_asg_desired_capacity": 1, "aws_asg_wait_timeout": 300, **inputs,
-    }  # fmt: skip
+    ssm = aws(fleet, "ssm")
+    path = "/ec2-fleet/lab"  # the lab environment's (aws_host_iam_ssm_parameter_path)
+    if pin_release:
+        ssm.put_parameter(Name=f"{path}/release", Value=release, Type="String", Overwrite=True)
+    variables = {"fleet_capacity": "asg", "fleet_asg_name": name, "fleet_app_version": release,
+                 "aws_asg_role": "asg-web", "aws_asg_min_size": 1, "aws_asg_max_size": 2,
+                 "aws_asg_desired_capacity": 1, "aws_asg_wait_timeout": 300, **inputs}  # fmt: skip
     try:
-        made = run_playbook(playbook, "inventories/lab", variables, env=fleet.env, timeout=600)
+        made = fleet.play("provision", "--tags", "aws_asg", extra=variables)
         assert made.rc == 0, made.tail()
+        (group,) = aws(fleet, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+            "AutoScalingGroups"]  # fmt: skip
+        assert group["Instances"] and image["ImageId"] in made.output, made.tail()
         yield {"name": name, "tg": target_group_arn(fleet), "run": made, "ec2": ec2, "elbv2": aws(fleet, "elbv2"),
                "autoscaling": aws(fleet, "autoscaling")}  # fmt: skip
     finally:
-        run_playbook(playbook, "inventories/lab", {**variables, "aws_asg_state": "absent"}, env=fleet.env,
-                     timeout=600)  # fmt: skip
-        for endpoint in endpoints:
-            ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
-        drop_settings(fleet, path, settings, release=pin_release)
+        playbook = tmp_path / "asg-absent.yml"
+        playbook.write_text(ASG_PLAYBOOK)
+        run_playbook(playbook, "inventories/lab", {"aws_asg_name": name}, env=fleet.env, timeout=600)
+        endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [web["VpcId"]]}])["VpcEndpoints"]
+        live = [e["VpcEndpointId"] for e in endpoints if e["State"].lower() not in ("deleted", "deleting")]
+        if live:
+            ec2.delete_vpc_endpoints(VpcEndpointIds=live)
+        settings = ssm.get_parameters_by_path(Path=f"{path}/app-env")["Parameters"]
+        for parameter in [*(p["Name"] for p in settings), *([f"{path}/release"] if pin_release else [])]:
+            ssm.delete_parameter(Name=parameter)
 
 
 def members(group: dict) -> dict[str, str]:

@@ -350,3 +350,9 @@ PATCHES: list[tuple[type, str, Any]] = [
     (AutoScalingResponse, "rollback_instance_refresh", _rollback_instance_refresh),
 ]
 
+
+
+def patch_describe() -> None:
+    """DescribeInstanceRefreshes only, for tests/aws's moto, where nothing starts a refresh: a group never refreshed
+    answers an empty list, as on AWS (moto answers NotImplemented)."""
+    AutoScalingResponse.describe_instance_refreshes = _describe_instance_refreshes
