@@ -91,6 +91,21 @@ def test_a_second_run_changes_nothing(ssm_env: dict) -> None:
     assert second.recap()["localhost"]["changed"] == 0, second.tail(8000)
 
 
+def test_a_deleted_endpoint_is_named_not_taken_for_a_live_one(client: Callable, run: Callable[..., Run],
+                                                             ssm_env: dict) -> None:
+    """AWS (and moto) still list a deleted endpoint (state deleted), and amazon.aws's ec2_vpc_endpoint takes it for
+    the service's existing one and makes none: the hosts would time out on Session Manager. provision.yml says so."""
+    ec2 = client("ec2")
+    vpc = ec2.describe_vpcs(Filters=TAGS)["Vpcs"][0]["VpcId"]
+    (ssm,) = [e for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["VpcEndpoints"]
+              if e["ServiceName"].endswith(".ssm")]  # fmt: skip
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[ssm["VpcEndpointId"]])
+    again = run("playbooks/provision.yml", SSM, "--tags", "aws_network")
+    assert again.rc != 0
+    assert (f"The interface endpoint of ssm in {vpc} is deleted ({ssm['VpcEndpointId']})" in again.output
+            ), again.tail()  # fmt: skip
+
+
 def test_teardown_removes_the_endpoints(client: Callable, run: Callable[..., Run], ssm_env: dict) -> None:
     removed = run("playbooks/teardown.yml", {**SSM, "teardown_confirm": ENV})
     assert removed.rc == 0, removed.tail()
