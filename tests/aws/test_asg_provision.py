@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
+from ec2_fleet_dev.lab.refresh import REFRESHES, Refresh
 from ec2_fleet_dev.moto_aws import CANONICAL, Run
 
 ENV = "asgprov"
@@ -181,6 +182,19 @@ def test_changed_settings_are_rewritten_removed_ones_deleted_and_the_group_keeps
     assert "DATABASE_URL=(set, changed)" in changed.output  # --diff names the keys only
     after = group(client)["LaunchTemplate"]["Version"]
     assert after == before and template_data(client, after)["ImageId"] == asg_env["image"]
+
+
+def test_a_refresh_going_on_is_refused_naming_it(asg_env: dict, client: Callable, run: Callable[..., Run]) -> None:
+    """A deploy's instance refresh owns the group's template version until it ends: provision.yml waits for it. The
+    refresh is recorded as the lab's StartInstanceRefresh records one (moto has none; nothing moves it on here)."""
+    refresh = Refresh("0f7c3d2e-refresh", NAME, 2, "1", {"MinHealthyPercentage": 100}, {})
+    REFRESHES.setdefault(NAME, []).append(refresh)
+    try:
+        refused = run("playbooks/provision.yml", ASG, "--tags", "aws_asg", timeout=600)
+    finally:
+        REFRESHES[NAME].remove(refresh)
+    assert refused.rc != 0
+    assert f"{NAME} is in instance refresh 0f7c3d2e-refresh (Pending" in refused.output, refused.tail()
 
 
 def test_site_refuses_an_auto_scaling_group_environment(asg_env: dict, run: Callable[..., Run]) -> None:
