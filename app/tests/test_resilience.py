@@ -120,6 +120,40 @@ def test_invalidation_lost_in_a_redis_partition_is_replayed(launch, postgres: Po
         proxy.close()
 
 
+def test_a_cached_order_is_served_while_the_database_is_down_even_with_the_cache_breaker_open(
+        launch, postgres: PostgresServer, make_redis) -> None:
+    """A moment of Redis trouble (a partition here, CPU starvation in the lab's CI) opens the cache's breaker for
+    REDIS_RETRY_SECONDS; the database then goes down. A cached order is still served: Redis is asked once more
+    before a 503. An order whose invalidation could not reach Redis is not (its copy may be stale)."""
+    redis = make_redis()
+    proxy = PartitionProxy(redis.port)
+    try:
+        url = redis.url.replace(f":{redis.port}/", f":{proxy.port}/")
+        app: AppProcess = launch(app_env(postgres, url, REDIS_RETRY_SECONDS="30"))
+        order = app.send("POST", "/orders", new_order()).json()
+        changed = app.send("POST", "/orders", new_order()).json()
+        path, changed_path = f"/orders/{order['id']}", f"/orders/{changed['id']}"
+        for read in (path, changed_path):
+            app.get(read)
+            assert app.get(read).headers["x-cache"] == "hit"
+
+        proxy.partitioned.set()
+        assert app.get(path).headers["x-cache"] == "miss"  # Redis timed out: the breaker is open for 30 s
+        assert app.send("PATCH", changed_path, {"customer": "changed-in-partition"}).status == 200
+        proxy.partitioned.clear()
+        postgres.stop()
+        try:
+            reply = app.get(path)
+            assert (reply.status, reply.headers.get("x-cache")) == (200, "hit"), (reply.status, reply.body)
+            assert reply.json() == order
+            stale = app.get(changed_path)  # its invalidation is pending: no copy of it, the database is down
+            assert (stale.status, stale.json()["error"]) == (503, "database_unavailable")
+        finally:
+            postgres.start()
+    finally:
+        proxy.close()
+
+
 def test_a_write_just_after_a_database_restart_does_not_reuse_a_connection_the_restart_broke(
         postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """A pooled connection that the restart closed, pooled moments before it: the next write gets a fresh one.

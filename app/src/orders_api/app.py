@@ -124,7 +124,15 @@ async def get_order(request: Request) -> Response:
     cached = await svc.cache.get(order_id)
     if cached is not None:
         return _order_response(cached, cache="hit")
-    row = await svc.db.get_order(order_id)
+    try:
+        row = await svc.db.get_order(order_id)
+    except DatabaseUnavailable:
+        # A copy in Redis that this read skipped (the breaker open after a slow moment of Redis) is better than a
+        # 503 while the database cannot answer: Redis is asked once more (OrderCache.get_when_database_down).
+        fallback = await svc.cache.get_when_database_down(order_id)
+        if fallback is None:
+            raise
+        return _order_response(fallback, cache="hit")
     if row is None:
         return error(404, "not_found", f"order {order_id} does not exist")
     body = to_json(row)
