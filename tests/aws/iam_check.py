@@ -353,18 +353,22 @@ def _elasticache(call: ApiCall) -> Iterator[Authorization]:
 
 
 def _ssm(call: ApiCall) -> Iterator[Authorization]:
+    """A parameter's ARN: Name (or ResourceId), each of Names (GetParameters, DeleteParameters), or the Path of
+    GetParametersByPath (IAM checks the path's own ARN); "*" for a call that names none (DescribeParameters)."""
     p = call.params
-    name = str(p.get("Name") or p.get("ResourceId") or "")
-    if not name:
+    names = [str(n) for n in p.get("Names") or []] or [str(p.get("Name") or p.get("ResourceId") or p.get("Path") or "")]
+    names = [n for n in names if n]
+    if not names:
         yield Authorization(call.iam_action, "*")
         return
-    # Public parameters (/aws/service/...) belong to no account.
-    account = "" if name.startswith("/aws/") else ACCOUNT
-    arn = f"arn:aws:ssm:{call.region}:{account}:parameter{name if name.startswith('/') else '/' + name}"
     tags = {t["Key"]: t["Value"] for t in p.get("Tags", [])}
-    yield Authorization(call.iam_action, arn, _tag_context("RequestTag", tags))
-    if call.action == "PutParameter" and tags:
-        yield Authorization("ssm:AddTagsToResource", arn, _tag_context("RequestTag", tags))
+    for name in names:
+        # Public parameters (/aws/service/...) belong to no account.
+        account = "" if name.startswith("/aws/") else ACCOUNT
+        arn = f"arn:aws:ssm:{call.region}:{account}:parameter{name if name.startswith('/') else '/' + name}"
+        yield Authorization(call.iam_action, arn, _tag_context("RequestTag", tags))
+        if call.action == "PutParameter" and tags:
+            yield Authorization("ssm:AddTagsToResource", arn, _tag_context("RequestTag", tags))
 
 
 def _acm(call: ApiCall) -> Iterator[Authorization]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -66,8 +66,8 @@ def bake(client: Callable, release: str) -> str:
     builder = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     tags = [{"Key": "Project", "Value": "ec2-fleet"}, {"Key": "App", "Value": "orders-api"},
             {"Key": "Release", "Value": release}]  # fmt: skip
-    image = ec2.create_image(InstanceId=builder, Name=f"ec2-fleet-orders-api-{release}",
-                             TagSpecifications=[{"ResourceType": "image", "Tags": tags}])["ImageId"]  # fmt: skip
+    image = ec2.create_image(InstanceId=builder, Name=f"ec2-fleet-orders-api-{release}", TagSpecifications=[
+        {"ResourceType": "image", "Tags": tags}, {"ResourceType": "snapshot", "Tags": tags}])["ImageId"]  # fmt: skip
     ec2.terminate_instances(InstanceIds=[builder])
     return image
 
@@ -77,7 +77,7 @@ def nothing_of_the_environment(client: Callable) -> bool:
 
 
 @pytest.fixture(scope="module")
-def asg_env(client: Callable, run: Callable[..., Run]) -> dict:
+def asg_env(client: Callable, run: Callable[..., Run]) -> Iterator[dict]:
     refused = run("playbooks/provision.yml", ASG)  # before any image of 1.0.0 exists
     assert nothing_of_the_environment(client)
     image = bake(client, "1.0.0")
@@ -87,7 +87,15 @@ def asg_env(client: Callable, run: Callable[..., Run]) -> dict:
     assert first.rc == 0, first.tail()
     # The group's part again (the rest of provision.yml's second run is the fixed fleet's tests' concern).
     second = run("playbooks/provision.yml", ASG, "--tags", "aws_asg", "--diff", timeout=600)
-    return {"image": image, "refused": refused, "bad_sizes": bad_sizes, "first": first, "second": second}
+    yield {"image": image, "refused": refused, "bad_sizes": bad_sizes, "first": first, "second": second}
+    # The images this file made are gone again: the orders-api images of the session are test_aws_image's to prune.
+    ec2 = client("ec2")
+    for made in ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [
+            "ec2-fleet-orders-api-1.0.0", "ec2-fleet-orders-api-2.0.0"]}])["Images"]:  # fmt: skip
+        ec2.deregister_image(ImageId=made["ImageId"])
+        for mapping in made.get("BlockDeviceMappings", []):
+            if "Ebs" in mapping and mapping["Ebs"].get("SnapshotId"):
+                ec2.delete_snapshot(SnapshotId=mapping["Ebs"]["SnapshotId"])
 
 
 def test_a_new_group_whose_release_has_no_image_is_refused_before_anything_exists(asg_env: dict) -> None:
