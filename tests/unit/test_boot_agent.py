@@ -13,6 +13,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import threading
 import urllib.parse
@@ -200,6 +201,31 @@ def test_a_release_the_image_lacks_abandons_the_hook_and_starts_nothing(world, c
     assert world["hooks"][0]["LifecycleActionResult"] == "ABANDON"
     out = capsys.readouterr().out
     assert "the environment runs release 3.0.0, the image has 1.0.0" in out
+
+
+def test_an_app_that_never_gets_ready_abandons_and_its_journal_says_why(world, capsys, monkeypatch) -> None:
+    """An abandoned instance is terminated: the app's last journal lines in the boot's output are what is left."""
+    ssm, path = world["ssm"], world["path"]
+    ssm.put_parameter(Name=f"{path}/app-env/DATABASE_URL", Value="postgresql://u:p@db/o", Type="SecureString")
+
+    def run(argv: list[str], what: str, timeout: float) -> str:
+        world["commands"].append(argv)
+        if argv[0].endswith("fleetctl"):
+            raise boot.BootError(f"{what} failed (1): GET /ready: HTTP 503 (gave up after 120s)")
+        return ""
+
+    journal = []
+
+    def journalctl(argv, **kwargs):
+        journal.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout='{"msg": "ready: database down: too many clients"}\n')
+
+    monkeypatch.setattr(boot, "run", run)
+    monkeypatch.setattr(boot.subprocess, "run", journalctl)
+    assert boot.main(world["args"]) == 1
+    assert world["hooks"][0]["LifecycleActionResult"] == "ABANDON"
+    assert journal == [["journalctl", "-u", "orders-api@*", "-n", "15", "--no-pager", "-o", "cat"]]
+    assert "journal of orders-api: {\"msg\": \"ready: database down: too many clients\"}" in capsys.readouterr().out
 
 
 def test_no_app_settings_abandons(world, capsys) -> None:
