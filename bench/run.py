@@ -9,6 +9,7 @@ The benchmarks are `ec2_fleet_dev.bench` (devkit/); run this with .venv/bin/pyth
   bench/run.py cache
   bench/run.py throughput
   bench/run.py classic    [--settings lab,recommended]
+  bench/run.py asg
   bench/run.py projection (no lab: from the figures in latest.json)
   bench/run.py all
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ec2_fleet_dev.bench import cache, classic, converge, inventory, projection, rolling, throughput
+from ec2_fleet_dev.bench import asg, cache, classic, converge, inventory, projection, rolling, throughput
 from ec2_fleet_dev.bench.benchlib import log, write_results
 
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                       help="first two octets of the benchmark lab's VPC (EC2_FLEET_BENCH_NET)")
     side.add_argument("--settings", type=lambda text: tuple(s for s in text.split(",") if s.strip()),
                       default=tuple(classic.SETTINGS), help="target group settings, in order (lab,recommended)")
+    sub.add_parser("asg", help="9. Auto Scaling: bake, scale-out to the first request in parts, instance refresh "
+                               "beside in place").add_argument(
+        "--net", default=os.environ.get("EC2_FLEET_BENCH_NET", "10.233"),
+        help="first two octets of the benchmark lab's VPC (EC2_FLEET_BENCH_NET)")
     sub.add_parser("projection", help="8. the no-op converge and the rolling update projected to 100 and 1,000 hosts "
                                       "from latest.json (no lab)")
     sub.add_parser("all", help="every benchmark, one after the other, then the projection")
@@ -65,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark in ("classic", "all"):
         side_by_side = classic.run(net, getattr(args, "settings", tuple(classic.SETTINGS)))
         write_results("classic", side_by_side, classic.top_level(side_by_side))
+    if args.benchmark in ("asg", "all"):
+        scaled = asg.run(net)
+        write_results("asg", scaled, asg.top_level(scaled))
     if args.benchmark in ("projection", "all"):
         projected = projection.run()
         write_results("projection", projected, projection.top_level(projected))

@@ -180,7 +180,7 @@ def write_results(name: str, result: dict, top: dict | None = None) -> None:
     log(f"wrote {RESULTS / 'latest.json'} and latest.md ({name})")
 
 
-ORDER = ["converge", "scale", "rolling", "classic", "inventory", "cache", "throughput"]
+ORDER = ["converge", "scale", "rolling", "classic", "asg", "inventory", "cache", "throughput"]
 
 
 def markdown(data: dict) -> str:
