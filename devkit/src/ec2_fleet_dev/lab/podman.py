@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 
 from ec2_fleet_dev.lab.config import LABEL
@@ -20,9 +22,35 @@ class PodmanError(RuntimeError):
     pass
 
 
+# `podman ps` costs about 60 ms of CPU (measured on a CI machine of two cores) and each pass of a lab's controller
+# asked it four times (the database, the pooler, the instances, the status), every second: two labs in `make test`
+# ran it about 3.5 times a second, a fifth of a core the labs' hosts need. A listing is reused for FRESH_S,
+# and forgotten at once by any podman command that may change a container or a network.
+FRESH_S = 0.9
+READ_ONLY = {"ps", "inspect", "exec", "logs", "cp", "port", "top", "stats", "version", "info", "images", "exists"}
+_listings: dict[str, tuple[float, str]] = {}
+_listings_lock = threading.Lock()
+
+
+def _changes(args: tuple[str, ...]) -> bool:
+    """Whether this podman command may change containers or networks (a listing taken before is then stale)."""
+    if not args:
+        return False
+    if args[0] in ("image", "network", "container"):
+        return len(args) < 2 or args[1] not in READ_ONLY | {"ls"}
+    return args[0] not in READ_ONLY
+
+
+def forget_listings() -> None:
+    with _listings_lock:
+        _listings.clear()
+
+
 def podman(
     *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None, stdin_bytes: bytes | None = None
 ) -> str:
+    if _changes(args):
+        forget_listings()
     if stdin_bytes is not None:
         raw = subprocess.run(["podman", *args], capture_output=True, timeout=timeout, input=stdin_bytes, check=False)
         proc = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(errors="replace"),
@@ -30,6 +58,8 @@ def podman(
     else:
         proc = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, input=stdin,
                               check=False)
+    if _changes(args):  # and after: a listing taken while it ran may be stale too
+        forget_listings()
     if check and proc.returncode != 0:
         raise PodmanError(f"podman {' '.join(args[:3])} ... failed ({proc.returncode}): {proc.stderr.strip()[-600:]}")
     return proc.stdout
@@ -43,7 +73,14 @@ class Container:
 
 
 def containers(lab: str) -> dict[str, Container]:
-    out = podman("ps", "-a", "--filter", f"label={LABEL}={lab}", "--format", "json")
+    """The lab's containers by name (a listing at most FRESH_S old, and none older than the last change)."""
+    now = time.monotonic()
+    with _listings_lock:
+        taken, out = _listings.get(lab, (0.0, ""))
+    if now - taken >= FRESH_S:
+        out = podman("ps", "-a", "--filter", f"label={LABEL}={lab}", "--format", "json")
+        with _listings_lock:
+            _listings[lab] = (now, out)
     result = {}
     for item in json.loads(out or "[]"):
         name = item["Names"][0]
