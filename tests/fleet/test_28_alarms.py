@@ -324,7 +324,10 @@ def test_a_weighted_canary_of_a_release_five_times_slower_goes_back_on_the_laten
     assert report["sent"] == report["planned"] and report["unfinished"] == 0, delivery(report)
     assert report["failed"] == 0, (report["failures_by_kind"], report["failures"][:5])
     latency = report["latency_by_release"]
-    assert latency[new]["p99"] >= 5 * latency[old]["p99"], latency
+    # Five times slower in its typical answer: the medians. Not the p99s: the old release's p99 takes every stall of
+    # the machine in (a rehearsal of 9b6d288: the old release's p99 916.8 ms, max 9.4 s, while the canary host
+    # installed and restarted; p50 8.4 ms against the slow release's 407.8 ms).
+    assert latency[new]["p50"] >= 5 * latency[old]["p50"], latency
     fired = [t for t in report["alarm_transitions"][CANARY_P99] if t["to"] == "ALARM"]
     start, end, share = served_share(report, canary, new)
     assert fired and start < fired[0]["t"] <= end + 5, (start, end, report["alarm_transitions"])
