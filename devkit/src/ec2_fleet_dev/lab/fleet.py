@@ -13,6 +13,7 @@ from typing import Any
 from ec2_fleet_dev.lab import aws_endpoints, faults, firewall, keys, podman
 from ec2_fleet_dev.lab.cache import RedisGroups, cache_groups
 from ec2_fleet_dev.lab.config import LABEL, LabConfig
+from ec2_fleet_dev.lab.cpu import HostsFirst
 from ec2_fleet_dev.lab.database import Database
 from ec2_fleet_dev.lab.images import Images
 from ec2_fleet_dev.lab.instances import ROLE, Instance, create_instance, lab_instances
@@ -51,6 +52,7 @@ class Fleet:
         self._firewall: firewall.Firewall | None = None
         # Names every new instance gets in /etc/hosts (the internet Redis), as its DNS would answer them.
         self.extra_hosts: dict[str, str] = {}
+        self.hosts_first = HostsFirst()  # the hosts before the control side on the cores (cpu.py)
 
     @property
     def lab(self) -> str:
@@ -95,6 +97,9 @@ class Fleet:
 
         self._guard("images", self.images.reconcile)
         actual = podman.containers(self.lab)
+        live = next((name for name, c in actual.items() if c.state == "running"), None)
+        if live is not None:
+            self._guard("hosts' CPU weight", self.hosts_first.apply, live)
         running = self._reconcile_instances(instances, actual)
         for network in self.networks.values():
             self._guard(f"imds {network.name}", self.net.ensure_imds, network)
