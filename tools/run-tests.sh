@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# Every test (what `make test` runs), in two streams side by side on the machine's two cores:
-#   fleet: pytest tests/fleet, every file in one session on one lab of 3-5 hosts (the Auto Scaling files
-#          50-52 too); most of its time it waits on what it proves (the load balancer's registration delay
-#          and checks, draining, restarts, a busy first boot, scaling periods), and its timings are what it
-#          judges: it runs at normal priority, and it is the only lab under load at any time;
-#   rest:  every molecule scenario (normal priority, while the fleet's lab is being provisioned), then
-#          `make lint` and pytest of everything else (moto, test hosts, the lab's own tests, the app) under
-#          `nice` (REST_NICE, default 10): CPU-bound, timed against no clock of the fleet's.
-# Why: the two cores are the limit. The CI run of 2eb9b96 (the Auto Scaling files on a second lab after the
-# rest, molecule after tests/fleet) was stopped at 90 min with both streams unfinished; a rehearsal of three
-# streams (the Auto Scaling files on their second lab beside tests/fleet from the start, the rest niced) put
-# two labs under load at once: a load average of 10 to 40, 51 client timeouts at 10 s in an alarm test, a
-# canary test with most requests failed, and the niced rest at 27 % after 50 min. Two labs under load never
-# passed here; one lab at a time, with the CPU-bound tests yielding to it, is the layout left.
-# tests/fleet split over two labs at the same priority as the rest was tried too (CI run of b14da93): two
-# alarm tests failed on the overloaded cores, and two rolling tests failed because the files depend on each
-# other's order.
-# Each stream writes its own log under .cache/test-logs/; the rest's output is shown as it runs, the fleet's
+# Every test (what `make test` runs), in three streams side by side on the machine's two cores:
+#   fleet:  pytest tests/fleet but the Auto Scaling files, one lab of 3-5 hosts; most of its time it waits on
+#           what it proves (the load balancer's registration delay and checks, draining, restarts, a busy first
+#           boot), at normal priority;
+#   asg:    every molecule scenario (while the fleet's lab is being provisioned), then the Auto Scaling files
+#           (REST_FLEET: bake, scaling, deploys) on a lab of their own (network 10.252), at normal priority;
+#   rest:   `make lint`, then pytest of everything else (moto, test hosts, the lab's own tests, the app), under
+#           `nice` (REST_NICE, default 10): CPU-bound, timed against no clock of the labs'.
+# Why, measured on this machine (docs/testing.md):
+# - all of tests/fleet in one session on one lab was too slow (a rehearsal of 9b6d288: 53 min after it started
+#   it had done test_10 to test_30's fourth test, about half of the files' time; test_28 alone took 24 min, 27
+#   beside three other streams: the files wait on the lab's own delays more than on the cores);
+# - the Auto Scaling files on a second lab after the rest (the CI run of 2eb9b96) passed 90 min;
+# - two labs under load at once failed in every run before the lab weighed its hosts' cgroup (devkit
+#   lab/cpu.py): podman's parent cgroup of every container was weighed as one process beside the control
+#   side's, and the hosts stalled together.
+# Each stream writes its own log under .cache/test-logs/; the rest's output is shown as it runs, the others'
 # at the end, then one line per stream. Exits non-zero when any stream failed.
 #   tools/run-tests.sh [-j MOLECULE_JOBS] SCENARIO...
 set -uo pipefail
@@ -27,46 +26,64 @@ LOGS=.cache/test-logs
 # tools/collect_figures.py (docs/results/tests.md); cleared so they hold this run only.
 REPORTS=.cache/test-reports
 mkdir -p "$LOGS" "$REPORTS"
-rm -f "$REPORTS"/junit-*.xml "$REPORTS/figures.jsonl" "$REPORTS/streams.json" "$REPORTS/fleet.seconds" "$REPORTS/molecule.rc-seconds" "$REPORTS/commit" .cache/molecule/*.result
+rm -f "$REPORTS"/junit-*.xml "$REPORTS/figures.jsonl" "$REPORTS/streams.json" "$REPORTS/fleet.seconds" "$REPORTS/rest-fleet.seconds" "$REPORTS/molecule.rc-seconds" "$REPORTS/commit" .cache/molecule/*.result
 git rev-parse --short HEAD >"$REPORTS/commit" 2>/dev/null || true
 JUNIT=(-o junit_family=xunit1)
 started=$(date +%s)
 since() { echo "$(( $(date +%s) - $1 ))s"; }
 
+# tests/fleet files run by the asg stream on a lab of their own instead (a file added to tests/fleet runs in
+# the fleet stream).
+REST_FLEET=(tests/fleet/test_50_bake.py tests/fleet/test_51_asg_scaling.py tests/fleet/test_52_asg_deploy.py)
 (
-  pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet >"$LOGS/fleet.log" 2>&1
+  pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet "${REST_FLEET[@]/#/--ignore=}" \
+    >"$LOGS/fleet.log" 2>&1
   rc=$?
   echo "$(( $(date +%s) - started ))" >"$REPORTS/fleet.seconds"
   exit $rc
 ) &
 fleet_pid=$!
 echo "tests/fleet runs in the background (log $LOGS/fleet.log)"
+(
+  molecule_started=$(date +%s)
+  tools/run-molecule.sh -j "$JOBS" "$@" >"$LOGS/molecule.log" 2>&1
+  echo "$? $(( $(date +%s) - molecule_started ))" >"$REPORTS/molecule.rc-seconds"
+  EC2_FLEET_TEST_LAB_NET=10.252 pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-rest-fleet.xml" \
+    --basetemp=.cache/pytest-rest-fleet "${REST_FLEET[@]}" >"$LOGS/rest-fleet.log" 2>&1
+  rc=$?
+  echo "$(( $(date +%s) - started ))" >"$REPORTS/rest-fleet.seconds"
+  exit $rc
+) &
+asg_pid=$!
+echo "molecule then ${REST_FLEET[*]} run in the background (logs $LOGS/molecule.log, $LOGS/rest-fleet.log)"
 
-molecule_started=$(date +%s)
-tools/run-molecule.sh -j "$JOBS" "$@" >"$LOGS/molecule.log" 2>&1
-molecule_rc=$?
-molecule_time="$(( $(date +%s) - molecule_started ))s"
-echo "molecule rc=$molecule_rc in $molecule_time (log $LOGS/molecule.log)"
-lint_started=$(date +%s)
 nice -n "${REST_NICE:-10}" make -s lint 2>&1 | tee "$LOGS/lint.log"
 lint_rc=${PIPESTATUS[0]}
-lint_time=$(since "$lint_started")
+lint_time=$(since "$started")
 nice -n "${REST_NICE:-10}" pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-rest.xml" tests app/tests \
   --ignore=tests/fleet 2>&1 | tee "$LOGS/rest.log"
 rest_rc=${PIPESTATUS[0]}
 rest_time=$(since "$started")
 
+wait "$asg_pid"
+rest_fleet_rc=$?
+rest_fleet_time=$(cat "$REPORTS/rest-fleet.seconds" 2>/dev/null || echo 0)
 wait "$fleet_pid"
 fleet_rc=$?
 fleet_time=$(cat "$REPORTS/fleet.seconds" 2>/dev/null || echo 0)
-printf '{"pytest tests/fleet": {"rc": %d, "seconds": %d}, "molecule": {"rc": %d, "seconds": %d}, "pytest (the rest)": {"rc": %d, "seconds": %d}, "all": {"rc": %d, "seconds": %d}}\n' \
-  "$fleet_rc" "$fleet_time" "$molecule_rc" "${molecule_time%s}" "$rest_rc" "${rest_time%s}" \
-  "$(( lint_rc || rest_rc || molecule_rc || fleet_rc ))" "$(( $(date +%s) - started ))" >"$REPORTS/streams.json"
+read -r molecule_rc molecule_secs <"$REPORTS/molecule.rc-seconds" 2>/dev/null || { molecule_rc=1; molecule_secs=0; }
+molecule_time="${molecule_secs}s"
+printf '{"pytest tests/fleet": {"rc": %d, "seconds": %d}, "pytest tests/fleet, the asg files": {"rc": %d, "seconds": %d}, "pytest (the rest)": {"rc": %d, "seconds": %d}, "molecule": {"rc": %d, "seconds": %d}, "all": {"rc": %d, "seconds": %d}}\n' \
+  "$fleet_rc" "$fleet_time" "$rest_fleet_rc" "$rest_fleet_time" "$rest_rc" "${rest_time%s}" "$molecule_rc" \
+  "${molecule_time%s}" "$(( lint_rc || rest_rc || rest_fleet_rc || molecule_rc || fleet_rc ))" \
+  "$(( $(date +%s) - started ))" >"$REPORTS/streams.json"
 echo "===== tests/fleet ($LOGS/fleet.log)"
 cat "$LOGS/fleet.log"
+echo "===== ${REST_FLEET[*]} ($LOGS/rest-fleet.log)"
+cat "$LOGS/rest-fleet.log"
 echo "===== molecule ($LOGS/molecule.log)"
 cat "$LOGS/molecule.log"
-echo "===== streams: molecule rc=$molecule_rc in $molecule_time; lint rc=$lint_rc in $lint_time;" \
-     "pytest (rest) rc=$rest_rc, the stream done in $rest_time; pytest tests/fleet rc=$fleet_rc in ${fleet_time}s;" \
-     "all in $(since "$started")"
-[[ $lint_rc -eq 0 && $rest_rc -eq 0 && $molecule_rc -eq 0 && $fleet_rc -eq 0 ]]
+echo "===== streams: lint rc=$lint_rc in $lint_time; pytest (rest) rc=$rest_rc in $rest_time;" \
+     "asg files rc=$rest_fleet_rc in ${rest_fleet_time}s; molecule rc=$molecule_rc in $molecule_time;" \
+     "pytest tests/fleet rc=$fleet_rc in ${fleet_time}s; all in $(since "$started")"
+[[ $lint_rc -eq 0 && $rest_rc -eq 0 && $rest_fleet_rc -eq 0 && $molecule_rc -eq 0 && $fleet_rc -eq 0 ]]
