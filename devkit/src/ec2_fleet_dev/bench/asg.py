@@ -29,11 +29,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import boto3
-
 from ec2_fleet_dev.bench import rolling
-from ec2_fleet_dev.bench.benchlib import Lab, Timed, log, machine, private_lab, timed
-from ec2_fleet_dev.bench.classic import TG_NAME, measured_app_start, prebuild
+from ec2_fleet_dev.bench.benchlib import Lab, Timed, log, machine, private_lab
+from ec2_fleet_dev.bench.classic import TG_NAME, _aws, measured_app_start, prebuild, target_states
+from ec2_fleet_dev.bench.classic import play as _classic_play
 from ec2_fleet_dev.lab.config import LabConfig
 from ec2_fleet_dev.loadgen import LoadGen
 
@@ -46,25 +45,13 @@ PARTS = ("launch_s", "boot_s", "app_start_s", "registration_s", "health_checks_s
 WARMUP_S = 10  # the group's instance warmup and the refresh's (as tests/fleet/test_52 sets them)
 
 
-def _aws(lab: Lab, service: str):
-    return boto3.client(service, endpoint_url=lab.env["AWS_URL"], region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
 def _play(lab: Lab, name: str, extra: dict, *args: str) -> Timed:
-    cmd = ["ansible-playbook", "-i", "inventories/lab", f"playbooks/{name}.yml", *args,
-           "-e", json.dumps({**lab.extra, **extra})]
-    return timed(cmd, lab.env, timeout=3600)
+    return _classic_play(lab, f"playbooks/{name}.yml", extra, *args)
 
 
 def members(lab: Lab, group: str) -> dict[str, str]:
     found = _aws(lab, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
     return {i["InstanceId"]: i["LifecycleState"] for i in found[0]["Instances"]} if found else {}
-
-
-def target_states(lab: Lab, arn: str) -> dict[str, str]:
-    found = _aws(lab, "elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
-    return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in found}
 
 
 def _container(lab: Lab, instance_id: str) -> str:
