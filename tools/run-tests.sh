@@ -29,6 +29,9 @@ mkdir -p "$LOGS" "$REPORTS"
 rm -f "$REPORTS"/junit-*.xml "$REPORTS/figures.jsonl" "$REPORTS/streams.json" "$REPORTS/fleet.seconds" "$REPORTS/rest-fleet.seconds" "$REPORTS/molecule.rc-seconds" "$REPORTS/commit" .cache/molecule/*.result
 git rev-parse --short HEAD >"$REPORTS/commit" 2>/dev/null || true
 JUNIT=(-o junit_family=xunit1)
+# Short tracebacks (a failing lab test's whole source hid its assertion and the lab's logs from the CI's digest)
+# and the slowest tests of each stream, to balance the streams by.
+REPORT=(--tb=short --durations=15)
 started=$(date +%s)
 since() { echo "$(( $(date +%s) - $1 ))s"; }
 
@@ -36,7 +39,7 @@ since() { echo "$(( $(date +%s) - $1 ))s"; }
 # the fleet stream).
 REST_FLEET=(tests/fleet/test_50_bake.py tests/fleet/test_51_asg_scaling.py tests/fleet/test_52_asg_deploy.py)
 (
-  pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet "${REST_FLEET[@]/#/--ignore=}" \
+  pytest -q "${JUNIT[@]}" "${REPORT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet "${REST_FLEET[@]/#/--ignore=}" \
     >"$LOGS/fleet.log" 2>&1
   rc=$?
   echo "$(( $(date +%s) - started ))" >"$REPORTS/fleet.seconds"
@@ -48,7 +51,7 @@ echo "tests/fleet runs in the background (log $LOGS/fleet.log)"
   molecule_started=$(date +%s)
   tools/run-molecule.sh -j "$JOBS" "$@" >"$LOGS/molecule.log" 2>&1
   echo "$? $(( $(date +%s) - molecule_started ))" >"$REPORTS/molecule.rc-seconds"
-  EC2_FLEET_TEST_LAB_NET=10.252 pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-rest-fleet.xml" \
+  EC2_FLEET_TEST_LAB_NET=10.252 pytest -q "${JUNIT[@]}" "${REPORT[@]}" --junitxml="$REPORTS/junit-rest-fleet.xml" \
     --basetemp=.cache/pytest-rest-fleet "${REST_FLEET[@]}" >"$LOGS/rest-fleet.log" 2>&1
   rc=$?
   echo "$(( $(date +%s) - started ))" >"$REPORTS/rest-fleet.seconds"
@@ -60,7 +63,7 @@ echo "molecule then ${REST_FLEET[*]} run in the background (logs $LOGS/molecule.
 nice -n "${REST_NICE:-10}" make -s lint 2>&1 | tee "$LOGS/lint.log"
 lint_rc=${PIPESTATUS[0]}
 lint_time=$(since "$started")
-nice -n "${REST_NICE:-10}" pytest -q "${JUNIT[@]}" --junitxml="$REPORTS/junit-rest.xml" tests app/tests \
+nice -n "${REST_NICE:-10}" pytest -q "${JUNIT[@]}" "${REPORT[@]}" --junitxml="$REPORTS/junit-rest.xml" tests app/tests \
   --ignore=tests/fleet 2>&1 | tee "$LOGS/rest.log"
 rest_rc=${PIPESTATUS[0]}
 rest_time=$(since "$started")

@@ -201,7 +201,12 @@ def test_an_instance_from_the_image_boots_on_its_own_from_ssm_through_an_ssm_end
             log = sh(name, "cat /var/log/cloud-init-output.log").stdout
             return log if "ready in" in log or "FAILED" in log else None
 
-        log = wait_for(f"{name}'s ec2-fleet-boot done", booted, 240)
+        try:
+            log = wait_for(f"{name}'s ec2-fleet-boot done", booted, 300)
+        except AssertionError as timed_out:  # what the boot got to, and why: the lab's logs of the instance
+            raise AssertionError(f"{timed_out}\n--- cloud-init-output.log\n"
+                                 + sh(name, "tail -n 30 /var/log/cloud-init-output.log").stdout
+                                 + "--- journal\n" + sh(name, "journalctl -n 40 --no-pager").stdout) from None
         seconds = time.monotonic() - started
         assert f"release {release}" in log and "ready in" in log, log
         answer = version()
