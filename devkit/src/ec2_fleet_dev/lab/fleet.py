@@ -103,10 +103,9 @@ class Fleet:
         running = self._reconcile_instances(instances, actual)
         for network in self.networks.values():
             self._guard(f"imds {network.name}", self.net.ensure_imds, network)
-        self.instances = dict(running)
+        self.publish(list(running.values()), keep=False)
         self.instance_ips = {i.id: i.ip for i in running.values()}
         self.bastion_ips = {i.id: i.ip for i in running.values() if i.role == "bastion"}
-        self.meta_by_ip = {i.ip: i.metadata(self.config.region) for i in running.values()}
 
         wanted_redis = set()
         for group in groups:
@@ -124,10 +123,22 @@ class Fleet:
         for vpc in [v for v in self.networks if v not in cidrs]:  # the VPC was deleted
             self._guard(f"network {vpc}", self._remove_network, vpc)
 
+    def publish(self, instances: list[Instance], keep: bool) -> None:
+        """These instances' metadata (IMDS) and identity (aws_reach), with the ones published before (keep) or
+        instead of them."""
+        metadata = {i.ip: i.metadata(self.config.region) for i in instances}
+        kept = {k: i for k, i in self.instances.items() if i.ip not in metadata} if keep else {}  # an IP reused
+        self.instances = {**kept, **{i.id: i for i in instances}}
+        self.meta_by_ip = {**(self.meta_by_ip if keep else {}), **metadata}
+
     def _reconcile_instances(
         self, instances: list[Instance], actual: dict[str, podman.Container]
     ) -> dict[str, Instance]:
         """A running container per running instance (a killed one stays dead); the others' removed."""
+        # What an instance asks for at its first boot (IMDS; AWS's endpoints, which check who asks) is known before
+        # its container starts, as EC2's metadata is: on a busy machine its user data ran before this pass ended,
+        # and IMDS answered 404 for its instance-id (a rehearsal of 976dcf4, test_50's boot check).
+        self.publish([i for i in instances if i.vpc_id in self.networks], keep=True)
         running: dict[str, Instance] = {}
         for inst in instances:
             if inst.vpc_id not in self.networks:
