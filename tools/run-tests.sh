@@ -4,7 +4,7 @@
 #           what it proves (the load balancer's registration delay and checks, draining, restarts, a busy first
 #           boot), at normal priority;
 #   asg:    every molecule scenario (while the fleet's lab is being provisioned), then REST_FLEET's files
-#           (secrets, frontend, then the Auto Scaling files: bake, scaling, deploys) on a lab of their own
+#           (secrets, frontend, the Auto Scaling files: bake, scaling, deploys; then scale-out) on a lab of their own
 #           (network 10.252), at normal priority;
 #   rest:   `make lint`, then pytest of everything else (moto, test hosts, the lab's own tests, the app), under
 #           `nice` (REST_NICE, default 10): CPU-bound, timed against no clock of the labs'.
@@ -38,10 +38,12 @@ since() { echo "$(( $(date +%s) - $1 ))s"; }
 
 # tests/fleet files run by the asg stream on a lab of their own instead (a file added to tests/fleet runs in
 # the fleet stream).
-# test_40 (secrets) and test_60 (frontend) need only a converged lab: alone with a lab's setup they took 7.5 min
-# (tests/fleet, the CI run of 57018df, was the last stream to end, at 73 min; the Auto Scaling files' at 50).
+# test_40 (secrets), test_60 (frontend) and test_90 (scale out to five, last: the others expect three) need only
+# a converged lab. tests/fleet was the last stream to end in the CI run of 57018df (73 min; the Auto Scaling
+# files' at 50) and in a rehearsal of 976dcf4 (79 min, with test_40 and test_60 moved; the asg stream 62, the
+# rest 73); test_90 took 3.6 min there, and test_95 after it rolled five hosts instead of three (9 min).
 REST_FLEET=(tests/fleet/test_40_secrets.py tests/fleet/test_60_frontend.py tests/fleet/test_50_bake.py
-            tests/fleet/test_51_asg_scaling.py tests/fleet/test_52_asg_deploy.py)
+            tests/fleet/test_51_asg_scaling.py tests/fleet/test_52_asg_deploy.py tests/fleet/test_90_scale.py)
 (
   pytest -q "${JUNIT[@]}" "${REPORT[@]}" --junitxml="$REPORTS/junit-fleet.xml" tests/fleet "${REST_FLEET[@]/#/--ignore=}" \
     >"$LOGS/fleet.log" 2>&1

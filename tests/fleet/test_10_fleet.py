@@ -1,7 +1,8 @@
 """The whole fleet from nothing, in the lab: provision, site, verify, then what a user checks.
 
 Every file in tests/fleet shares one lab (session fixtures in conftest.py); files run in the order
-of their number, and the scale-out to five hosts (test_90) comes last.
+of their number, and the scale-out to five hosts (test_90) comes last (`make test` runs some files, test_90
+among them, on a second lab: REST_FLEET in tools/run-tests.sh).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Scale out to five hosts: last in tests/fleet, since every earlier file expects three."""
+"""Scale out to five hosts: last in its session, since every earlier file expects three (`make test` runs it
+after the Auto Scaling files, on their lab: REST_FLEET in tools/run-tests.sh)."""
 
 from __future__ import annotations
 
