@@ -41,7 +41,8 @@ since() { echo "$(( $(date +%s) - $1 ))s"; }
 # test_40 (secrets), test_60 (frontend) and test_90 (scale out to five, last: the others expect three) need only
 # a converged lab. tests/fleet was the last stream to end in the CI run of 57018df (73 min; the Auto Scaling
 # files' at 50) and in a rehearsal of 976dcf4 (79 min, with test_40 and test_60 moved; the asg stream 62, the
-# rest 73); test_90 took 3.6 min there, and test_95 after it rolled five hosts instead of three (9 min).
+# rest 73); test_90 took 3.6 min there, and test_95 after it rolled five hosts (9 min) instead of the two test_30
+# leaves.
 REST_FLEET=(tests/fleet/test_40_secrets.py tests/fleet/test_60_frontend.py tests/fleet/test_50_bake.py
             tests/fleet/test_51_asg_scaling.py tests/fleet/test_52_asg_deploy.py tests/fleet/test_90_scale.py)
 (
