@@ -279,6 +279,7 @@ class FakeImds:
     instance_id: str
     token: str = "tok-123"
     calls: list[str] = field(default_factory=list)
+    failures_left: int = 0  # the next this many token requests answer 503 (a busy metadata service)
 
 
 @pytest.fixture(scope="session")
@@ -298,7 +299,10 @@ def fake_imds() -> Iterator[FakeImds]:
 
         def do_PUT(self) -> None:
             imds.calls.append(f"PUT {self.path}")
-            if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            if imds.failures_left > 0:
+                imds.failures_left -= 1
+                self._reply(503, "busy")
+            elif self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
                 self._reply(200, imds.token)
             else:
                 self._reply(400, "bad token request")

@@ -27,6 +27,7 @@ from .conftest import (
     free_port,
     new_order,
     request,
+    wait_until,
 )
 
 
@@ -56,6 +57,27 @@ def test_version_falls_back_to_the_hostname_quickly_without_metadata(
     assert time.monotonic() - started < 1.5
     assert body["instance_id"] == socket.gethostname()
     assert body["instance_id_source"] == "hostname"
+
+
+def test_the_instance_id_arrives_in_x_served_by_after_the_metadata_service_failed_at_start(
+    launch, postgres: PostgresServer, redis_server, fake_imds: FakeImds
+) -> None:
+    # A busy first boot: the first two lookups fail. The worker keeps asking in the background
+    # (after 1 s, then 2 s), and every response names the instance without any /version call.
+    fake_imds.failures_left = 2
+    try:
+        app: AppProcess = launch(app_env(postgres, redis_server.url, METADATA_URL=fake_imds.url,
+                                         METADATA_TIMEOUT_SECONDS="5"))
+        first = app.get("/health")
+        assert first.headers.get("x-served-by") in (None, socket.gethostname()), first.headers
+        served_by = wait_until(
+            lambda: app.get("/health").headers.get("x-served-by") == fake_imds.instance_id, 15,
+            interval=0.2, what="X-Served-By to name the instance")
+        assert served_by
+        assert fake_imds.failures_left == 0
+    finally:
+        fake_imds.failures_left = 0
+    assert "instance metadata answered: " + fake_imds.instance_id in app.logs()
 
 
 def test_socket_activation_serves_http_on_both_passed_fds(

@@ -393,7 +393,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.services = services
         await services.db.prepare()
         # Learn the instance id in the background: X-Served-By carries it once known.
-        identity_lookup = asyncio.create_task(services.identity.get())
+        identity_lookup = asyncio.create_task(services.identity.learn())
         log.info("worker started", extra={
             "version": settings.app_version,
             "database": settings.database_endpoint,

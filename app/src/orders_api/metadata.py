@@ -14,6 +14,9 @@ log = logging.getLogger("orders_api.metadata")
 _TOKEN_TTL_SECONDS = "300"
 # After a failed lookup (not on EC2, IMDS hop limit, ...) the hostname is used for this long.
 _RETRY_AFTER_FAILURE_SECONDS = 60.0
+# learn(): the background lookup retries after 1, 2, 4 ... s, at most this far apart. A busy first
+# boot can leave the metadata service slower than the timeout; the id must still arrive.
+_LEARN_BACKOFF_MAX_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,25 @@ class InstanceIdentity:
             self._retry_at = time.monotonic() + _RETRY_AFTER_FAILURE_SECONDS
             return self._cached
 
-    async def _lookup(self) -> Identity:
+    async def learn(self) -> Identity:
+        """Look up until IMDS answers (backing off up to 30 s), so X-Served-By gets the instance id
+        without waiting for a /version call. Runs as the worker's background task; on a host with
+        no metadata service it keeps the hostname and asks again every 30 s."""
+        delay = 1.0
+        identity = await self.get()
+        while identity.source != "imds" and self._base_url:
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, _LEARN_BACKOFF_MAX_SECONDS)
+            async with self._lock:
+                if self._cached is None or self._cached.source != "imds":
+                    self._cached = await self._lookup(quiet=True)
+                    self._retry_at = time.monotonic() + _RETRY_AFTER_FAILURE_SECONDS
+                identity = self._cached
+        if delay > 1.0:
+            log.info("instance metadata answered: %s", identity.instance_id)
+        return identity
+
+    async def _lookup(self, quiet: bool = False) -> Identity:
         if self._base_url:
             try:
                 instance_id = await asyncio.wait_for(
@@ -78,5 +99,7 @@ class InstanceIdentity:
                 )
                 return Identity(instance_id, "imds")
             except Exception as exc:
-                log.info("instance metadata unavailable, using the hostname: %s", exc or type(exc).__name__)
+                if not quiet:
+                    log.info("instance metadata unavailable, using the hostname: %s",
+                             exc or type(exc).__name__)
         return Identity(socket.gethostname(), "hostname")
