@@ -93,6 +93,13 @@ echo "===== ${REST_FLEET[*]} ($LOGS/rest-fleet.log)"
 cat "$LOGS/rest-fleet.log"
 echo "===== molecule ($LOGS/molecule.log)"
 cat "$LOGS/molecule.log"
+# The failures again, short, last: the CI's digest keeps the head and the tail of a long output.
+echo "===== failures, short"
+for log in "$LOGS/rest.log" "$LOGS/fleet.log" "$LOGS/rest-fleet.log"; do
+  grep -E '^(FAILED|ERROR) ' "$log" 2>/dev/null | cut -c1-300
+  grep -E '^E  ' "$log" 2>/dev/null | grep -v '^E  *$' | head -n 12 | cut -c1-300
+done
+sed 's/\x1b\[[0-9;]*m//g' "$LOGS/molecule.log" 2>/dev/null | grep -E 'fatal: \[|failed: \[|ERROR ' | head -n 20 | cut -c1-400
 echo "===== streams: lint rc=$lint_rc in $lint_time; pytest (rest) rc=$rest_rc in $rest_time;" \
      "asg files rc=$rest_fleet_rc in ${rest_fleet_time}s; molecule rc=$molecule_rc in $molecule_time;" \
      "pytest tests/fleet rc=$fleet_rc in ${fleet_time}s; all in $(since "$started")"

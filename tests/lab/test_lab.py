@@ -407,11 +407,17 @@ def test_deregistration_drains_for_the_delay_without_failed_requests(lab: Lab, f
     deregistered = time.monotonic()
     assert health(lab, target_group) == {a: "draining", b: "healthy"}
     answers: list[tuple[float, int, str]] = []
+    states: list[tuple[float, str]] = []  # (seconds after the call, a's state), read about once a second
     while time.monotonic() - deregistered < 5 and len(answers) < 300:  # bounded: inside the 6 s delay
         status, body = lb_get(lab)
         answers.append((time.monotonic() - deregistered, status, body))
+        if time.monotonic() - deregistered > len(states) + 1:
+            state = health(lab, target_group).get(a, "gone")
+            states.append((time.monotonic() - deregistered, state))
         time.sleep(0.02)
-    assert health(lab, target_group)[a] == "draining"
+    # Judged on the reads that ended inside the 6 s delay (a loaded machine can stretch the loop).
+    inside = [state for t, state in states if t < 5.8]
+    assert inside and set(inside) == {"draining"}, states
     assert [r for r in answers if r[1] != 200] == [], "failed requests while draining"
     assert {body for t, _, body in answers if t > 1.0} == {b}, "new requests reached the draining target"
     for t in threads:
