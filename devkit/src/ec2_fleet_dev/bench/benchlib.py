@@ -126,11 +126,12 @@ class Lab:
 
 
 @contextmanager
-def private_lab(net: str) -> Iterator[Lab]:
-    """`labctl up` a lab of its own; `labctl down` at the end, also on failure or Ctrl-C."""
+def private_lab(net: str, settings: dict[str, str] | None = None) -> Iterator[Lab]:
+    """`labctl up` a lab of its own; `labctl down` at the end, also on failure or Ctrl-C.
+    settings: EC2_FLEET_LAB_* variables of this lab (devkit lab/config.py)."""
     state_dir = Path(tempfile.mkdtemp(prefix="ec2-fleet-bench-"))
     env = labs.lab_env(f"bench-{uuid.uuid4().hex[:6]}", state_dir / "lab", net=net, cache_dir=state_dir,
-                       base=base_env())
+                       base={**base_env(), **(settings or {})})
     # Its own artifact cache: the first converge builds the release like on a fresh control node.
     # Plain HTTP on the load balancer's port 80, on purpose (the named opt-out): the benchmarks
     # measure the app and its cache, and TLS in HAProxy would take its CPU from the same 2 cores.
