@@ -37,7 +37,7 @@ class Settings:
     cache_ttl_seconds: int = 300
     cache_key_prefix: str = "orders-api:"
     db_timeout_seconds: float = 3.0
-    db_pool_size: int = 4
+    db_pool_size: int = 2
     redis_timeout_seconds: float = 0.5
     redis_retry_seconds: float = 2.0
     ready_timeout_seconds: float = 1.0
@@ -231,7 +231,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cache_ttl_seconds=r.integer("CACHE_TTL_SECONDS", 300, 1, 7 * 86400),
         cache_key_prefix=prefix,
         db_timeout_seconds=r.number("DB_TIMEOUT_SECONDS", 3.0, 0.1, 60),
-        db_pool_size=r.integer("DB_POOL_SIZE", 4, 0, 100),
+        db_pool_size=r.integer("DB_POOL_SIZE", 2, 0, 100),
         redis_timeout_seconds=r.number("REDIS_TIMEOUT_SECONDS", 0.5, 0.05, 30),
         redis_retry_seconds=r.number("REDIS_RETRY_SECONDS", 2.0, 0, 30),
         ready_timeout_seconds=r.number("READY_TIMEOUT_SECONDS", 1.0, 0.1, 30),
