@@ -114,6 +114,11 @@ def image_exists(image: str) -> bool:
     return subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0
 
 
+# Images every lab starts containers from: never removed by one lab's sweep (`rmi -f` would remove the other
+# labs' containers made from them too).
+SHARED_IMAGES = ("ec2-fleet-host", "ec2-fleet-services")
+
+
 def sweep(lab: str) -> list[str]:
     """Remove every container, network and image (AMIs, images.py) labelled with this lab; return what was
     removed."""
@@ -128,6 +133,8 @@ def sweep(lab: str) -> list[str]:
                     check=False)
     for line in images.splitlines():
         image_id, _, name = line.partition(" ")
+        if name.rpartition(":")[0].rpartition("/")[2] in SHARED_IMAGES:  # every lab's, whatever its label says
+            continue
         podman("rmi", "-f", image_id, check=False)
         removed.append(f"image {name}")
     return removed

@@ -53,9 +53,14 @@ def ensure(config: LabConfig) -> None:
             "run", "-d", "--name", name, "--label", f"{LABEL}={config.name}", config.host_image, "sleep", "1800"
         )
         podman.podman("exec", name, "sh", "-c", INSTALL, timeout=900)
+        # The build container's lab label is cleared in the image: the image is every lab's, and a lab's
+        # teardown removes the images labelled with its name (podman.sweep) with `rmi -f`, which also removes
+        # every container made from them. With the label kept, the lab that built the image removed the database,
+        # Redis and pooler of every other lab running at its teardown (seen: a lab of test_24 going down took a
+        # lab of the Auto Scaling files' services; their PostgreSQL came back empty).
         podman.podman(
             "commit", "-q", "--change", f"LABEL {BASE_LABEL}={base}", "--change", f"LABEL {PACKAGES_LABEL}={packages}",
-            name, config.services_image, timeout=300,
+            "--change", f"LABEL {LABEL}=", name, config.services_image, timeout=300,
         )
     finally:
         podman.remove_container(name)
